@@ -1,0 +1,1 @@
+//! Attribute macros for `sundown`. Use them through the `sundown` crate.

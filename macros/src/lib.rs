@@ -1,1 +1,32 @@
-//! Attribute macros for `sundown`. Use them through the `sundown` crate.
+//! Attribute macros for `sundown`. Use them through the `sundown` crate, which documents
+//! them: `sundown::graceful_main` and `sundown::cancel_safe`.
+//!
+//! This crate only parses, checks and expands. What the expansion calls lives in
+//! `sundown::__private`; `EXPANSION.md` beside this crate is the contract between the two.
+#![forbid(unsafe_code)]
+
+mod args;
+mod cancel_safe;
+mod duration;
+mod error;
+mod expand_common;
+mod graceful_main;
+mod signature;
+mod spawn_rewrite;
+mod suggest;
+
+use proc_macro::TokenStream;
+
+/// Runs an `async fn` as the program's entry point with graceful shutdown.
+/// See `sundown::graceful_main`.
+#[proc_macro_attribute]
+pub fn graceful_main(args: TokenStream, item: TokenStream) -> TokenStream {
+    graceful_main::expand(args.into(), item.into()).into()
+}
+
+/// Makes an `async fn` return `Err(Cancelled)` promptly when its scope shuts down,
+/// after running an optional cleanup. See `sundown::cancel_safe`.
+#[proc_macro_attribute]
+pub fn cancel_safe(args: TokenStream, item: TokenStream) -> TokenStream {
+    cancel_safe::expand(args.into(), item.into()).into()
+}

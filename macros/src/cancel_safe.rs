@@ -1,0 +1,142 @@
+//! `#[cancel_safe]`: the body stops at its next await when its scope is cancelled, runs the
+//! optional cleanup, and the function returns `Err(Cancelled.into())`.
+
+use crate::args::{self, CancelArgs, DEFAULT_CLEANUP_TIMEOUT_MS};
+use crate::expand_common::{
+    default_krate, duration_tokens, fake_return_edge, reported_at, return_type,
+};
+use crate::signature;
+use crate::spawn_rewrite::{SpawnRewriter, respan};
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{ItemFn, TraitItemFn};
+
+/// Expands `#[cancel_safe(args)] item`. On any error the function is emitted unchanged
+/// next to the errors.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (parsed, mut errors) = args::parse_cancel(args);
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            match syn::parse2::<TraitItemFn>(item.clone()) {
+                Ok(TraitItemFn {
+                    default: None,
+                    semi_token: Some(semi),
+                    sig,
+                    ..
+                }) => errors.error_spanned(
+                    semi,
+                    format!(
+                        "`#[cancel_safe]` needs the function's body: put it on each \
+                         implementation of `{}`, not on the trait's declaration",
+                        sig.ident
+                    ),
+                ),
+                _ => errors.error_spanned(
+                    &item,
+                    "`#[cancel_safe]` can only be applied to an `async fn`",
+                ),
+            }
+            let errors = errors.to_compile_errors();
+            return quote!(#item #errors);
+        }
+    };
+    signature::check_cancel(&function.sig, &mut errors);
+    if !errors.is_empty() {
+        let errors = errors.to_compile_errors();
+        return quote!(#function #errors);
+    }
+    expand_checked(function, parsed)
+}
+
+fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        mut block,
+    } = function;
+    let CancelArgs {
+        cleanup,
+        timeout,
+        token,
+        krate,
+    } = config;
+    let krate = krate.unwrap_or_else(default_krate);
+    let name = &sig.ident;
+    let name_text = name.to_string();
+    let mut rewriter = SpawnRewriter::new(&krate, name_text.clone());
+    rewriter.visit_block_mut(&mut block);
+
+    let (ret, ret_span) = return_type(&sig);
+    let fake_return = fake_return_edge(&ret, ret_span);
+    let assert_cancellable = quote_spanned! {ret_span=>
+        #krate::__private::assert_cancellable::<#ret>();
+    };
+    let caller = respan(quote!(::core::panic::Location::caller()), name.span());
+    let cleanup_timeout =
+        duration_tokens(timeout.map_or(DEFAULT_CLEANUP_TIMEOUT_MS, |setting| setting.value));
+    let has_cleanup = cleanup.is_some();
+    let choose_token = match &token {
+        None => quote! {
+            let __sundown_token = #krate::__private::TokenChoice::Ambient;
+        },
+        Some(expr) => {
+            // Bound by `let` so a temporary token lives as long as the call.
+            let source = quote_spanned!(reported_at(expr.span())=> &(#expr));
+            quote! {
+                let __sundown_token_source = #source;
+                let __sundown_token = #krate::__private::TokenChoice::Given(
+                    #krate::__private::TokenSource::token_ref(__sundown_token_source),
+                );
+            }
+        }
+    };
+    let run_cleanup = cleanup.map(|mut cleanup| {
+        rewriter.visit_expr_mut(&mut cleanup);
+        let at_cleanup = reported_at(cleanup.span());
+        let probe = quote_spanned!(at_cleanup=> &__sundown_cleanup);
+        quote! {
+            let __sundown_cleanup = #cleanup;
+            let __sundown_classify =
+                #krate::__classify!(#krate::__private::probe_future(#probe));
+            let __sundown_cancel = __sundown_cancel
+                .run_cleanup(__sundown_cleanup, __sundown_classify)
+                .await;
+        }
+    });
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #assert_cancellable
+            let __sundown_site = #krate::__private::CancelSite::new(
+                #name_text,
+                #caller,
+                #cleanup_timeout,
+                #has_cleanup,
+            );
+            #choose_token
+            let __sundown_exit = #krate::__private::cancel_safe_body(
+                &__sundown_site,
+                __sundown_token,
+                async {
+                    #fake_return
+                    #block
+                },
+            )
+            .await;
+            match __sundown_exit {
+                #krate::__private::BodyExit::Finished(__sundown_value) => __sundown_value,
+                #krate::__private::BodyExit::Cancelled(__sundown_cancel) => {
+                    #run_cleanup
+                    ::core::result::Result::Err(::core::convert::From::from(
+                        __sundown_cancel.into_error(),
+                    ))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `#[graceful_main]`: turns an `async fn` into a synchronous entry point that runs it
+//! under `__private::run_main`.
+
+use crate::args::{self, ExitMode, FailurePolicy, Flavor, MainArgs};
+use crate::error::Errors;
+use crate::expand_common::{default_krate, duration_tokens, fake_return_edge, return_type};
+use crate::signature;
+use crate::spawn_rewrite::{SpawnRewriter, respan};
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::visit_mut::VisitMut;
+use syn::{ItemFn, Pat};
+
+/// Expands `#[graceful_main(args)] item`.
+///
+/// When only the arguments are wrong, the function is expanded with the default
+/// configuration and the errors are appended, so the body keeps being checked and the
+/// program keeps its entry point. When the signature is wrong, the function is emitted
+/// unchanged next to the errors.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (parsed, mut errors) = args::parse_main(args);
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            errors.error_spanned(
+                &item,
+                "`#[graceful_main]` can only be applied to an `async fn`",
+            );
+            let errors = errors.to_compile_errors();
+            return quote!(#item #errors);
+        }
+    };
+    let krate = parsed.krate.clone().unwrap_or_else(default_krate);
+    let mut signature_errors = Errors::new();
+    let scope_pattern =
+        signature::check_main(&function.sig, &krate, &mut signature_errors).cloned();
+    if !signature_errors.is_empty() {
+        errors.absorb(signature_errors);
+        let errors = errors.to_compile_errors();
+        let unchanged = unchanged(function);
+        return quote!(#unchanged #errors);
+    }
+    let config = if errors.is_empty() {
+        parsed
+    } else {
+        MainArgs {
+            krate: parsed.krate,
+            ..MainArgs::default()
+        }
+    };
+    let expanded = expand_checked(function, scope_pattern.as_ref(), &config, &krate);
+    let errors = errors.to_compile_errors();
+    quote!(#expanded #errors)
+}
+
+/// The user's function as written. An `async fn main` is nested inside a plain `main` so
+/// that the crate still has an entry point and the user sees only the attribute's errors.
+fn unchanged(function: ItemFn) -> TokenStream {
+    if function.sig.ident == "main" && function.sig.asyncness.is_some() {
+        quote! {
+            fn main() {
+                #[allow(dead_code, unused_variables, clippy::all)]
+                #function
+            }
+        }
+    } else {
+        quote!(#function)
+    }
+}
+
+fn expand_checked(
+    function: ItemFn,
+    scope_pattern: Option<&Pat>,
+    config: &MainArgs,
+    krate: &syn::Path,
+) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        mut block,
+    } = function;
+    let name = &sig.ident;
+    let name_text = name.to_string();
+    SpawnRewriter::new(krate, name_text.clone()).visit_block_mut(&mut block);
+
+    let (ret, ret_span) = return_type(&sig);
+    let fake_return = fake_return_edge(&ret, ret_span);
+    let bind_scope = match scope_pattern {
+        Some(pattern) => quote!(let #pattern: #krate::Shutdown = __sundown_scope;),
+        None => quote!(let _ = __sundown_scope;),
+    };
+    let fields = config_fields(config, krate);
+    // `#[track_caller]` on `run_main` reports the function's own line.
+    let run_main = respan(quote!(#krate::__private::run_main), name.span());
+    let call = quote_spanned!(name.span()=> #run_main(__sundown_config, __sundown_main));
+
+    quote! {
+        #(#attrs)*
+        #vis fn #name() {
+            #[allow(clippy::needless_update)]
+            let __sundown_config = #krate::__private::MainConfig {
+                name: #name_text,
+                #(#fields,)*
+                ..#krate::__private::MainConfig::DEFAULT
+            };
+            let __sundown_main = |__sundown_scope: #krate::Shutdown| async move {
+                #bind_scope
+                let __sundown_body = async move {
+                    #fake_return
+                    #block
+                };
+                let __sundown_classify =
+                    #krate::__classify!(#krate::__private::probe_future(&__sundown_body));
+                let __sundown_output = __sundown_body.await;
+                __sundown_classify(&__sundown_output)
+            };
+            #call
+        }
+    }
+}
+
+/// The `MainConfig` fields for the settings the user wrote; the rest come from `DEFAULT`.
+fn config_fields(config: &MainArgs, krate: &syn::Path) -> Vec<TokenStream> {
+    let mut fields = Vec::new();
+    if let Some(timeout) = &config.timeout {
+        let value = duration_tokens(timeout.value);
+        fields.push(quote!(timeout: #value));
+    }
+    if let Some(delay) = &config.delay {
+        let value = duration_tokens(delay.value);
+        fields.push(quote!(delay: #value));
+    }
+    if let Some(signals) = &config.signals {
+        let names = &signals.value;
+        fields.push(quote!(signals: &[#(#names),*]));
+    }
+    if let Some(dump) = &config.dump_signal {
+        let name = &dump.value;
+        fields.push(quote!(dump_signal: ::core::option::Option::Some(#name)));
+    }
+    if let Some(policy) = &config.on_task_failure {
+        let variant = match policy.value {
+            FailurePolicy::Log => quote!(Log),
+            FailurePolicy::Shutdown => quote!(Shutdown),
+        };
+        fields.push(quote!(on_task_failure: #krate::__private::FailurePolicy::#variant));
+    }
+    if let Some(exit) = &config.exit {
+        let variant = match exit.value {
+            ExitMode::Code => quote!(Code),
+            ExitMode::Signal => quote!(Signal),
+        };
+        fields.push(quote!(exit: #krate::__private::ExitMode::#variant));
+    }
+    if let Some(flavor) = &config.flavor {
+        let variant = match flavor.value {
+            Flavor::MultiThread => quote!(MultiThread),
+            Flavor::CurrentThread => quote!(CurrentThread),
+        };
+        fields.push(quote!(flavor: #krate::__private::Flavor::#variant));
+    }
+    if let Some(threads) = &config.worker_threads {
+        let count = threads.value;
+        fields.push(quote!(worker_threads: ::core::option::Option::Some(#count)));
+    }
+    fields
+}

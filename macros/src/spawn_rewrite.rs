@@ -1,0 +1,369 @@
+//! Tracked spawning: `tokio::spawn`, `tokio::task::spawn` and
+//! `tokio::task::spawn_blocking` inside an annotated function become sundown's tracked
+//! spawns. Shared by both attributes.
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, ExprCall, Item, Pat, Stmt};
+
+/// Which tokio function a call spawns through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SpawnKind {
+    Future,
+    Blocking,
+}
+
+/// Rewrites the tracked-spawn calls of one annotated function.
+pub(crate) struct SpawnRewriter<'a> {
+    krate: &'a syn::Path,
+    /// The annotated function's name, for tasks the spawned expression cannot name.
+    enclosing: String,
+}
+
+impl<'a> SpawnRewriter<'a> {
+    pub(crate) fn new(krate: &'a syn::Path, enclosing: String) -> Self {
+        Self { krate, enclosing }
+    }
+
+    /// Replaces the spawn call `expr` (of `kind`) with its tracked form. Its arguments
+    /// must have been visited already.
+    fn rewrite(&self, expr: &mut Expr, kind: SpawnKind, detached: bool) {
+        let Expr::Call(call) = expr else { return };
+        let Some(spawned) = call.args.first() else {
+            return;
+        };
+        let name = task_name(spawned, &self.enclosing);
+        let krate = self.krate;
+        // The call into the runtime carries the user's span, so `#[track_caller]` reports
+        // the user's line; the locals keep the expansion's span.
+        let site = call.span();
+        let (probe, tracked, local) = match kind {
+            SpawnKind::Future => (
+                quote!(probe_future),
+                quote!(spawn_tracked),
+                quote!(__sundown_future),
+            ),
+            SpawnKind::Blocking => (
+                quote!(probe_fn),
+                quote!(spawn_blocking_tracked),
+                quote!(__sundown_function),
+            ),
+        };
+        let callee = respan(quote!(#krate::__private::#tracked), site);
+        let arguments = quote!(#name, #detached, #local, __sundown_classify);
+        let tracked_call = quote_spanned!(site=> #callee(#arguments));
+        let tokens = quote! {
+            {
+                let #local = #spawned;
+                let __sundown_classify =
+                    #krate::__classify!(#krate::__private::#probe(&#local));
+                #tracked_call
+            }
+        };
+        *expr = Expr::Verbatim(tokens);
+    }
+}
+
+impl VisitMut for SpawnRewriter<'_> {
+    /// Nested items are not part of the annotated function's body.
+    fn visit_item_mut(&mut self, _item: &mut Item) {}
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        if let Some((expr, kind)) = detached_spawn(stmt) {
+            if let Expr::Call(call) = expr {
+                for argument in &mut call.args {
+                    self.visit_expr_mut(argument);
+                }
+            }
+            self.rewrite(expr, kind, true);
+            return;
+        }
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        visit_mut::visit_expr_mut(self, expr);
+        if let Some(kind) = spawn_kind(expr) {
+            self.rewrite(expr, kind, false);
+        }
+    }
+}
+
+/// The spawn call of a statement that discards the handle where it is made:
+/// `tokio::spawn(x);` or `let _ = tokio::spawn(x);`.
+fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnKind)> {
+    let expr = match stmt {
+        Stmt::Expr(expr, Some(_)) => expr,
+        Stmt::Local(local) if discards(&local.pat) => match &mut local.init {
+            Some(init) if init.diverge.is_none() => &mut *init.expr,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let kind = spawn_kind(expr)?;
+    Some((expr, kind))
+}
+
+fn discards(pat: &Pat) -> bool {
+    match pat {
+        Pat::Wild(_) => true,
+        Pat::Type(typed) => discards(&typed.pat),
+        Pat::Paren(paren) => discards(&paren.pat),
+        _ => false,
+    }
+}
+
+/// Whether `expr` is a one-argument call of a spawn function this crate tracks.
+pub(crate) fn spawn_kind(expr: &Expr) -> Option<SpawnKind> {
+    let Expr::Call(ExprCall { func, args, .. }) = expr else {
+        return None;
+    };
+    let Expr::Path(path) = &**func else {
+        return None;
+    };
+    if path.qself.is_some() || args.len() != 1 {
+        return None;
+    }
+    let mut segments = Vec::new();
+    for segment in &path.path.segments {
+        if !segment.arguments.is_none() {
+            return None;
+        }
+        segments.push(segment.ident.to_string());
+    }
+    match segments.as_slice() {
+        [tokio, spawn] if tokio == "tokio" && spawn == "spawn" => Some(SpawnKind::Future),
+        [tokio, task, spawn] if tokio == "tokio" && task == "task" => match spawn.as_str() {
+            "spawn" => Some(SpawnKind::Future),
+            "spawn_blocking" => Some(SpawnKind::Blocking),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The name a spawned task is reported under.
+///
+/// A call is named after its callee (`poll_feed(x)` → `poll_feed`, `worker::run(x)` →
+/// `worker::run`), a method call after its method (`server.run()` → `run`), a path after
+/// itself (`spawn_blocking(compute)` → `compute`); anything else after the enclosing
+/// function: `main::{async block}`, `main::{closure}`, `main::{task}`.
+pub(crate) fn task_name(spawned: &Expr, enclosing: &str) -> String {
+    match spawned {
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path) if path.qself.is_none() => path_name(&path.path),
+            _ => format!("{enclosing}::{{task}}"),
+        },
+        Expr::MethodCall(call) => call.method.to_string(),
+        Expr::Path(path) if path.qself.is_none() => path_name(&path.path),
+        Expr::Async(_) => format!("{enclosing}::{{async block}}"),
+        Expr::Closure(_) => format!("{enclosing}::{{closure}}"),
+        Expr::Paren(inner) => task_name(&inner.expr, enclosing),
+        Expr::Group(inner) => task_name(&inner.expr, enclosing),
+        _ => format!("{enclosing}::{{task}}"),
+    }
+}
+
+fn path_name(path: &syn::Path) -> String {
+    path.segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Gives every token of `tokens` the span `span`.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                tree = TokenTree::Group(respanned);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SpawnKind, SpawnRewriter, spawn_kind, task_name};
+    use quote::quote;
+    use syn::visit_mut::VisitMut;
+    use syn::{Expr, Lit, parse_quote};
+
+    /// `(name, detached, blocking)` of every tracked spawn in the rewritten function.
+    fn tracked_spawns(function: syn::ItemFn) -> Vec<(String, bool, bool)> {
+        let mut function = function;
+        let krate: syn::Path = parse_quote!(::sundown);
+        let mut rewriter = SpawnRewriter::new(&krate, function.sig.ident.to_string());
+        rewriter.visit_block_mut(&mut function.block);
+        // Re-parse so the verbatim replacements become a syntax tree again.
+        let mut reparsed: syn::ItemFn =
+            syn::parse2(quote!(#function)).unwrap_or_else(|e| panic!("rewrite is not Rust: {e}"));
+        let mut collector = Collector(Vec::new());
+        collector.visit_item_fn_mut(&mut reparsed);
+        collector.0
+    }
+
+    struct Collector(Vec<(String, bool, bool)>);
+
+    impl VisitMut for Collector {
+        fn visit_expr_call_mut(&mut self, call: &mut syn::ExprCall) {
+            syn::visit_mut::visit_expr_call_mut(self, call);
+            let Expr::Path(path) = &*call.func else {
+                return;
+            };
+            let Some(last) = path.path.segments.last() else {
+                return;
+            };
+            let blocking = match last.ident.to_string().as_str() {
+                "spawn_tracked" => false,
+                "spawn_blocking_tracked" => true,
+                _ => return,
+            };
+            let args: Vec<&Expr> = call.args.iter().collect();
+            let (Expr::Lit(name), Expr::Lit(detached)) = (args[0], args[1]) else {
+                panic!("unexpected arguments");
+            };
+            let (Lit::Str(name), Lit::Bool(detached)) = (&name.lit, &detached.lit) else {
+                panic!("unexpected literals");
+            };
+            self.0.push((name.value(), detached.value, blocking));
+        }
+    }
+
+    fn spawned(name: &str, detached: bool) -> (String, bool, bool) {
+        (name.to_owned(), detached, false)
+    }
+
+    #[test]
+    fn recognises_the_tokio_spawn_paths() {
+        let cases: [(Expr, Option<SpawnKind>); 9] = [
+            (parse_quote!(tokio::spawn(x)), Some(SpawnKind::Future)),
+            (parse_quote!(::tokio::spawn(x)), Some(SpawnKind::Future)),
+            (parse_quote!(tokio::task::spawn(x)), Some(SpawnKind::Future)),
+            (
+                parse_quote!(::tokio::task::spawn(x)),
+                Some(SpawnKind::Future),
+            ),
+            (
+                parse_quote!(tokio::task::spawn_blocking(f)),
+                Some(SpawnKind::Blocking),
+            ),
+            (
+                parse_quote!(::tokio::task::spawn_blocking(f)),
+                Some(SpawnKind::Blocking),
+            ),
+            (parse_quote!(spawn(x)), None),
+            (parse_quote!(tokio::task::spawn_local(x)), None),
+            (parse_quote!(other::spawn(x)), None),
+        ];
+        for (expr, expected) in cases {
+            assert_eq!(spawn_kind(&expr), expected, "{}", quote!(#expr));
+        }
+        assert_eq!(spawn_kind(&parse_quote!(tokio::spawn(x, y))), None);
+        assert_eq!(spawn_kind(&parse_quote!(tokio::spawn::<F>(x))), None);
+        assert_eq!(spawn_kind(&parse_quote!(<T>::spawn(x))), None);
+    }
+
+    #[test]
+    fn names_come_from_the_spawned_expression() {
+        let name = |expr: Expr| task_name(&expr, "main");
+        assert_eq!(name(parse_quote!(poll_feed(x))), "poll_feed");
+        assert_eq!(name(parse_quote!(worker::run(x, y))), "worker::run");
+        assert_eq!(name(parse_quote!(::app::worker::run())), "app::worker::run");
+        assert_eq!(name(parse_quote!(Vec::<u8>::new())), "Vec::new");
+        assert_eq!(name(parse_quote!(server.run())), "run");
+        assert_eq!(
+            name(parse_quote!(self.listener.accept_loop(4))),
+            "accept_loop"
+        );
+        assert_eq!(name(parse_quote!(compute)), "compute");
+        assert_eq!(name(parse_quote!((poll_feed(x)))), "poll_feed");
+        assert_eq!(name(parse_quote!(async move { 1 })), "main::{async block}");
+        assert_eq!(name(parse_quote!(async { 1 })), "main::{async block}");
+        assert_eq!(name(parse_quote!(move || 1)), "main::{closure}");
+        assert_eq!(name(parse_quote!(make().await)), "main::{task}");
+        assert_eq!(name(parse_quote!((factories[0])())), "main::{task}");
+    }
+
+    #[test]
+    fn statements_that_drop_the_handle_are_detached() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn main() {
+                tokio::spawn(a());
+                let _ = tokio::spawn(b());
+                let _: JoinHandle<()> = ::tokio::task::spawn(c());
+                let handle = tokio::spawn(d());
+                let _handle = tokio::spawn(e());
+                tokio::spawn(f()).await.ok();
+                handles.push(tokio::spawn(g()));
+                tokio::spawn(h())
+            }
+        });
+        assert_eq!(
+            spawns,
+            [
+                spawned("a", true),
+                spawned("b", true),
+                spawned("c", true),
+                spawned("d", false),
+                spawned("e", false),
+                spawned("f", false),
+                spawned("g", false),
+                spawned("h", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn blocking_spawns_are_tracked_too() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn run() {
+                tokio::task::spawn_blocking(compute);
+                let sum = tokio::task::spawn_blocking(move || 1 + 1).await;
+            }
+        });
+        assert_eq!(
+            spawns,
+            [
+                ("compute".to_owned(), true, true),
+                ("run::{closure}".to_owned(), false, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn descends_into_closures_and_async_blocks_but_not_nested_items() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn main() {
+                let start = || { tokio::spawn(in_closure()); };
+                let fut = async { let _ = tokio::spawn(in_block()); };
+                tokio::spawn(async {
+                    tokio::spawn(nested());
+                });
+                fn helper() { tokio::spawn(in_item()); }
+                impl Server { fn start(&self) { tokio::spawn(in_impl()); } }
+                if ready { tokio::spawn(in_branch()) } else { tokio::spawn(other_branch()) };
+            }
+        });
+        assert_eq!(
+            spawns,
+            [
+                spawned("in_closure", true),
+                spawned("in_block", true),
+                spawned("nested", true),
+                spawned("main::{async block}", true),
+                spawned("in_branch", false),
+                spawned("other_branch", false),
+            ]
+        );
+    }
+}

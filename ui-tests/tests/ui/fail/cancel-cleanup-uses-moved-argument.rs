@@ -1,0 +1,19 @@
+use sundown::{Cancelled, cancel_safe};
+
+struct Session;
+
+impl Session {
+    async fn flush(&self) {}
+}
+
+fn consume(_: Session) {}
+
+#[cancel_safe(cleanup = session.flush())]
+async fn poll(session: Session) -> Result<u32, Cancelled> {
+    consume(session);
+    Ok(1)
+}
+
+fn main() {
+    let _ = poll(Session);
+}

@@ -1,0 +1,4 @@
+use sundown::graceful_main;
+
+#[graceful_main(timeout = "9 seconds")]
+async fn main() {}

@@ -1,0 +1,4 @@
+use sundown::graceful_main;
+
+#[graceful_main(timeout = "5s", delay = "5s")]
+async fn main() {}

@@ -1,0 +1,4 @@
+use sundown::graceful_main;
+
+#[graceful_main(timout = "20s")]
+async fn main() {}

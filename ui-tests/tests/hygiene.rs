@@ -89,7 +89,7 @@ fn cancel_safe_functions_run_like_the_plain_functions_outside_a_scope() {
     let runtime = ::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime");
+        .unwrap_or_else(|error| panic!("no tokio runtime: {error}"));
     runtime.block_on(async {
         let mut session = user::Session { flushed: false };
         assert_eq!(session.get().await.ok(), Some(7));

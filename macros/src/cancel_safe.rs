@@ -72,8 +72,11 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);
+    // The return type is given one span here and in `cancelled_error` below, so a missing
+    // `From<Cancelled>` is reported once, at the return type, instead of twice.
+    let ret_once = respan(ret.clone(), ret_span);
     let assert_cancellable = quote_spanned! {ret_span=>
-        #krate::__private::assert_cancellable::<#ret>();
+        #krate::__private::assert_cancellable::<#ret_once>();
     };
     let caller = respan(quote!(::core::panic::Location::caller()), name.span());
     let cleanup_timeout =
@@ -96,17 +99,24 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     };
     let run_cleanup = cleanup.map(|mut cleanup| {
         rewriter.visit_expr_mut(&mut cleanup);
+        // Everything done with the cleanup is reported at the user's expression, so a
+        // cleanup that is not a future gives errors there and nowhere else.
         let at_cleanup = reported_at(cleanup.span());
-        let probe = quote_spanned!(at_cleanup=> &__sundown_cleanup);
-        quote! {
+        let krate = respan(quote!(#krate), at_cleanup);
+        quote_spanned! {at_cleanup=>
             let __sundown_cleanup = #cleanup;
             let __sundown_classify =
-                #krate::__classify!(#krate::__private::probe_future(#probe));
+                #krate::__classify!(#krate::__private::probe_future(&__sundown_cleanup));
             let __sundown_cancel = __sundown_cancel
                 .run_cleanup(__sundown_cleanup, __sundown_classify)
                 .await;
         }
     });
+    // Reported at the return type like `assert_cancellable`, so an error type without
+    // `From<Cancelled>` is reported there and nowhere else.
+    let cancelled_error = quote_spanned! {ret_span=>
+        ::core::result::Result::Err(::core::convert::From::from(__sundown_cancel.into_error()))
+    };
 
     quote! {
         #(#attrs)*
@@ -132,11 +142,93 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
                 #krate::__private::BodyExit::Finished(__sundown_value) => __sundown_value,
                 #krate::__private::BodyExit::Cancelled(__sundown_cancel) => {
                     #run_cleanup
-                    ::core::result::Result::Err(::core::convert::From::from(
-                        __sundown_cancel.into_error(),
-                    ))
+                    #cancelled_error
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use quote::quote;
+
+    #[test]
+    fn crate_override_replaces_every_runtime_path() {
+        let expanded = expand(
+            quote!(
+                crate = "renamed",
+                cleanup = conn.close(),
+                token = conn.token()
+            ),
+            quote!(
+                async fn poll(conn: &Conn) -> Result<(), E> {
+                    tokio::spawn(work());
+                    Ok(())
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            expanded.contains("renamed :: __private :: cancel_safe_body"),
+            "{expanded}"
+        );
+        assert!(!expanded.contains("sundown ::"), "{expanded}");
+    }
+
+    #[test]
+    fn signature_is_kept() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                pub(crate) async fn get<'a, T: Clone>(
+                    &'a self,
+                    x: impl AsRef<T>,
+                ) -> Result<&'a T, E>
+                where
+                    T: Send,
+                {
+                    todo!()
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            expanded.starts_with(
+                "pub (crate) async fn get < 'a , T : Clone > (& 'a self , x : impl AsRef < T > ,) \
+                 -> Result < & 'a T , E > where T : Send , {"
+            ),
+            "{expanded}"
+        );
+        assert!(expanded.contains("TokenChoice :: Ambient"), "{expanded}");
+        assert!(expanded.contains("from_millis (5000u64)"), "{expanded}");
+        assert!(expanded.contains(", false ,"), "{expanded}");
+    }
+
+    #[test]
+    fn errors_leave_the_function_unchanged() {
+        let item = quote!(
+            async fn flush() {}
+        );
+        let expanded = expand(quote!(), item.clone()).to_string();
+        assert!(expanded.starts_with(&item.to_string()), "{expanded}");
+        assert!(expanded.contains("compile_error"), "{expanded}");
+        let expanded = expand(
+            quote!(timeout = "1x"),
+            quote!(
+                async fn f() -> Result<(), E> {}
+            ),
+        )
+        .to_string();
+        assert!(!expanded.contains("cancel_safe_body"), "{expanded}");
+        let declaration = quote!(
+            async fn poll(&self) -> Result<(), E>;
+        );
+        let expanded = expand(quote!(), declaration).to_string();
+        assert!(
+            expanded.contains("not on the trait's declaration"),
+            "{expanded}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::spawn_rewrite::{SpawnRewriter, respan};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::visit_mut::VisitMut;
-use syn::{ItemFn, Pat};
+use syn::{ItemFn, PatType};
 
 /// Expands `#[graceful_main(args)] item`.
 ///
@@ -32,7 +32,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let krate = parsed.krate.clone().unwrap_or_else(default_krate);
     let mut signature_errors = Errors::new();
-    let scope_pattern =
+    let scope_parameter =
         signature::check_main(&function.sig, &krate, &mut signature_errors).cloned();
     if !signature_errors.is_empty() {
         errors.absorb(signature_errors);
@@ -48,7 +48,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             ..MainArgs::default()
         }
     };
-    let expanded = expand_checked(function, scope_pattern.as_ref(), &config, &krate);
+    let expanded = expand_checked(function, scope_parameter.as_ref(), &config, &krate);
     let errors = errors.to_compile_errors();
     quote!(#expanded #errors)
 }
@@ -70,7 +70,7 @@ fn unchanged(function: ItemFn) -> TokenStream {
 
 fn expand_checked(
     function: ItemFn,
-    scope_pattern: Option<&Pat>,
+    scope_parameter: Option<&PatType>,
     config: &MainArgs,
     krate: &syn::Path,
 ) -> TokenStream {
@@ -86,8 +86,10 @@ fn expand_checked(
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);
-    let bind_scope = match scope_pattern {
-        Some(pattern) => quote!(let #pattern: #krate::Shutdown = __sundown_scope;),
+    // The parameter keeps the type as written, so the user's `use sundown::Shutdown`
+    // stays used.
+    let bind_scope = match scope_parameter {
+        Some(PatType { pat, ty, .. }) => quote!(let #pat: #ty = __sundown_scope;),
         None => quote!(let _ = __sundown_scope;),
     };
     let fields = config_fields(config, krate);
@@ -165,4 +167,113 @@ fn config_fields(config: &MainArgs, krate: &syn::Path) -> Vec<TokenStream> {
         fields.push(quote!(worker_threads: ::core::option::Option::Some(#count)));
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use quote::quote;
+
+    fn idents(tokens: proc_macro2::TokenStream, out: &mut Vec<String>) {
+        for tree in tokens {
+            match tree {
+                proc_macro2::TokenTree::Ident(ident) => out.push(ident.to_string()),
+                proc_macro2::TokenTree::Group(group) => idents(group.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    fn expanded_idents(
+        args: proc_macro2::TokenStream,
+        item: proc_macro2::TokenStream,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        idents(expand(args, item), &mut out);
+        out
+    }
+
+    #[test]
+    fn crate_override_replaces_every_runtime_path() {
+        let idents = expanded_idents(
+            quote!(crate = "::renamed", timeout = "3s"),
+            quote!(
+                async fn main(scope: Shutdown) {
+                    tokio::spawn(work());
+                }
+            ),
+        );
+        assert!(idents.iter().any(|i| i == "renamed"));
+        assert!(!idents.iter().any(|i| i == "sundown"), "{idents:?}");
+    }
+
+    #[test]
+    fn only_written_settings_are_emitted() {
+        let idents = expanded_idents(
+            quote!(timeout = "3s"),
+            quote!(
+                async fn main() {}
+            ),
+        );
+        assert!(idents.iter().any(|i| i == "timeout"));
+        for absent in [
+            "delay",
+            "signals",
+            "dump_signal",
+            "flavor",
+            "worker_threads",
+            "exit",
+        ] {
+            assert!(!idents.iter().any(|i| i == absent), "{absent} emitted");
+        }
+        assert!(idents.iter().any(|i| i == "DEFAULT"));
+    }
+
+    #[test]
+    fn argument_errors_still_expand_with_the_defaults() {
+        let expanded = expand(
+            quote!(timout = "3s"),
+            quote!(
+                async fn main() {}
+            ),
+        )
+        .to_string();
+        assert!(expanded.contains("run_main"), "{expanded}");
+        assert!(expanded.contains("compile_error"), "{expanded}");
+        assert!(!expanded.contains("timeout :"), "{expanded}");
+    }
+
+    #[test]
+    fn signature_errors_keep_the_function_and_an_entry_point() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                async fn main<T>() {}
+            ),
+        )
+        .to_string();
+        assert!(!expanded.contains("run_main"), "{expanded}");
+        assert!(expanded.starts_with("fn main () {"), "{expanded}");
+        assert!(expanded.contains("async fn main < T > ()"), "{expanded}");
+        let expanded = expand(
+            quote!(),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        assert!(expanded.starts_with("fn main () { }"), "{expanded}");
+        let expanded = expand(
+            quote!(),
+            quote!(
+                struct NotAFunction;
+            ),
+        )
+        .to_string();
+        assert!(expanded.starts_with("struct NotAFunction ;"), "{expanded}");
+        assert!(
+            expanded.contains("can only be applied to an `async fn`"),
+            "{expanded}"
+        );
+    }
 }

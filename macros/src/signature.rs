@@ -1,9 +1,9 @@
 //! Function-signature checks for both attributes.
 
 use crate::error::Errors;
-use syn::{FnArg, Pat, PathArguments, ReturnType, Signature, Type};
+use syn::{FnArg, PatType, PathArguments, ReturnType, Signature, Type};
 
-/// Checks a `#[graceful_main]` signature; returns the pattern of its `Shutdown` parameter.
+/// Checks a `#[graceful_main]` signature; returns its `Shutdown` parameter, if any.
 ///
 /// Accepted: `async fn NAME()` or `async fn NAME(PAT: Shutdown)`, returning nothing, `()`,
 /// or anything else that is not obviously something other than a `Result`.
@@ -11,7 +11,7 @@ pub(crate) fn check_main<'a>(
     sig: &'a Signature,
     krate: &syn::Path,
     errors: &mut Errors,
-) -> Option<&'a Pat> {
+) -> Option<&'a PatType> {
     if sig.asyncness.is_none() {
         errors.error_spanned(
             sig.fn_token,
@@ -46,7 +46,7 @@ pub(crate) fn check_main<'a>(
     if let Some(variadic) = &sig.variadic {
         errors.error_spanned(variadic, "a `#[graceful_main]` function cannot be variadic");
     }
-    let mut scope_pattern = None;
+    let mut scope_parameter = None;
     for (index, input) in sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(receiver) => errors.error_spanned(
@@ -60,7 +60,7 @@ pub(crate) fn check_main<'a>(
             ),
             FnArg::Typed(typed) => {
                 if is_shutdown(&typed.ty, krate) {
-                    scope_pattern = Some(&*typed.pat);
+                    scope_parameter = Some(typed);
                 } else {
                     errors.error_spanned(
                         &typed.ty,
@@ -80,7 +80,7 @@ pub(crate) fn check_main<'a>(
             );
         }
     }
-    scope_pattern
+    scope_parameter
 }
 
 /// Checks a `#[cancel_safe]` signature.

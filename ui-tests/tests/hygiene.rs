@@ -32,7 +32,7 @@ mod tokio {
 
 mod user {
     // Everything above shadows the prelude and the crates in this module.
-    #[allow(clippy::wildcard_imports)]
+    #[allow(unused_imports, clippy::wildcard_imports)]
     use super::shadowing::*;
     use ::sundown::{Cancelled, cancel_safe, graceful_main};
 
@@ -45,6 +45,7 @@ mod user {
 
     impl Session {
         async fn flush(&mut self) {
+            ::tokio::task::yield_now().await;
             self.flushed = true;
         }
 
@@ -76,7 +77,7 @@ mod user {
         assert_eq!(got, 7);
         fan_out(&session).await?;
         with_token(&scope).await?;
-        let _ = ::tokio::task::spawn_blocking(|| 1 + 1);
+        ::core::mem::drop(::tokio::task::spawn_blocking(|| 1 + 1));
         ::core::result::Result::Ok(())
     }
 

@@ -1,3 +1,6 @@
+// See main-renamed-crate.rs for why the rename is an `extern crate`.
+extern crate sundown as sundown_renamed;
+
 use sundown_renamed::{Cancelled, cancel_safe};
 
 #[cancel_safe(crate = "::sundown_renamed", cleanup = async {})]

@@ -251,7 +251,7 @@ pub fn on_close(
     }
 }
 
-// MACROS-REEXPORT: pub use sundown_macros::{cancel_safe, graceful_main};
+pub use sundown_macros::{cancel_safe, graceful_main};
 
 /// What the attributes' expansion calls. Not public API: no semver guarantees.
 #[doc(hidden)]

@@ -100,7 +100,16 @@ impl Cancelled {
             if e.is::<Cancelled>() {
                 return true;
             }
-            next = e.source();
+            // `io::Error::source()` skips its own payload and goes to the payload's
+            // source, so look at the payload itself (`From<Cancelled> for io::Error`
+            // puts `Cancelled` there).
+            next = match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
         }
         false
     }

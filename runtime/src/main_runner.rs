@@ -426,8 +426,8 @@ fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
                 }
             }
             Ok(Control::Signal(SignalEvent::Terminate { name, number, .. })) => {
-                // From now on a further signal gets the default disposition in the
-                // handler itself, should this exit path get stuck.
+                // The signal thread has armed the third-signal default already; this
+                // covers platforms where the controller is the only counter.
                 forced.store(true, Ordering::SeqCst);
                 forced_exit(shared, name, number)
             }

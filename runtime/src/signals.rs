@@ -48,9 +48,15 @@ fn name_of(number: i32, names: &[&'static str]) -> &'static str {
         .unwrap_or("signal")
 }
 
-/// Installs the handlers and starts the signal thread. `forced` is set by the
-/// controller once the second signal arrived; from then on the handler itself applies
-/// the default disposition.
+/// How long the controller gets to print the forced-exit table before the signal
+/// thread ends the process itself (the design promises 128+N within 200 ms).
+#[cfg(unix)]
+const FORCED_EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Installs the handlers and starts the signal thread. On the second terminating signal
+/// the thread sets `forced` (from then on the handler itself applies the default
+/// disposition) and makes sure the process exits with 128+N even if the controller is
+/// stuck, say writing to a full stderr pipe.
 #[cfg(unix)]
 pub(crate) fn install(
     terminate: &[&'static str],
@@ -87,6 +93,16 @@ pub(crate) fn install(
                     SignalEvent::Dump
                 } else {
                     nth += 1;
+                    if nth == 2 {
+                        forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = std::thread::Builder::new()
+                            .name("sundown-forced-exit".into())
+                            .spawn(move || {
+                                std::thread::sleep(FORCED_EXIT_GRACE);
+                                // `_exit`: no flushing, which is what may be stuck.
+                                signal_hook::low_level::exit(128 + n)
+                            });
+                    }
                     SignalEvent::Terminate {
                         name: name_of(n, &names),
                         number: n,

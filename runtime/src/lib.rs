@@ -1,1 +1,327 @@
-//! sundown
+//! # sundown
+//!
+//! Tokio programs that shut down correctly. `#[graceful_main]` turns `async fn main`
+//! into a program that handles SIGINT/SIGTERM, tracks every task it spawns, shuts down
+//! in order within a time budget, and exits with a code that says what happened.
+//! `#[cancel_safe]` gives an async function a cleanup that runs when it is cancelled,
+//! and a cancellation that cannot be swallowed. The runtime underneath —
+//! [`Shutdown`] scopes, tracked spawning, [`shield`], [`deadline`] — is usable on its
+//! own from `#[tokio::main]` code and from tests.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let scope = sundown::Shutdown::new();
+//! let s = scope.clone();
+//! scope.spawn_named("poller", async move {
+//!     loop {
+//!         tokio::select! {
+//!             () = s.requested() => break,         // shutdown asked: leave the loop
+//!             () = tokio::time::sleep(Duration::from_secs(1)) => { /* poll */ }
+//!         }
+//!     }
+//! });
+//! scope.on_close("session", async { /* close the HTTP session */ });
+//!
+//! let report = scope.shutdown(Duration::from_secs(9)).await;
+//! assert_eq!(report.exit_code(), 0);
+//! # }
+//! ```
+//!
+//! ## The shutdown sequence
+//! 1. readiness goes false ([`is_ready`]), then an optional `delay`;
+//! 2. the scope's token is cancelled: [`requested`] resolves, `#[cancel_safe]` bodies
+//!    stop at their next await and run their cleanup;
+//! 3. drain: wait for the tracked tasks until the drain deadline;
+//! 4. abort the stragglers; those that do not stop even then block their thread and are
+//!    reported as such;
+//! 5. close hooks ([`on_close`]) in reverse order, each bounded;
+//! 6. report and exit (`#[graceful_main]`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod ambient;
+mod cancel_safe;
+mod duration;
+mod error;
+mod guard;
+mod main_runner;
+mod output;
+mod probe;
+mod registry;
+mod report;
+mod scope;
+mod sequence;
+mod signals;
+mod task;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+
+use tokio::task::JoinHandle;
+
+pub use error::{Cancelled, Cause, TimedOut};
+pub use guard::{deadline, shield};
+pub use registry::{TaskInfo, TaskState};
+pub use report::{
+    CleanupLoss, CloseOutcome, CloseResult, DroppedCleanup, Failure, FailureKind, Report, Step,
+    StepTiming,
+};
+pub use scope::{Shutdown, Stats};
+pub use tokio_util::sync::CancellationToken;
+
+/// Spawns a tracked task on the ambient scope (see [`Shutdown::spawn`]). Outside any
+/// scope the task still runs, untracked, and a line says so.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.enter(async {
+///     let h = sundown::spawn(async { 1 + 1 });
+///     assert_eq!(h.await.unwrap(), 2);
+/// }).await;
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let location = Location::caller();
+    match task::ambient_scope_for_spawn("spawn") {
+        Some(scope) => task::spawn(
+            &scope,
+            task::TaskName::of_type::<F>(),
+            location,
+            fut,
+            task::completed,
+            false,
+        ),
+        None => tokio::spawn(fut),
+    }
+}
+
+/// [`spawn`] with a name for the task table and the straggler report.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.enter(async {
+///     let _h = sundown::spawn_named("heartbeat", std::future::pending::<()>());
+/// }).await;
+/// assert_eq!(scope.tasks()[0].name(), "heartbeat");
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_named<F>(name: impl Into<Cow<'static, str>>, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let location = Location::caller();
+    match task::ambient_scope_for_spawn("spawn_named") {
+        Some(scope) => task::spawn(
+            &scope,
+            task::TaskName::Given(name.into()),
+            location,
+            fut,
+            task::completed,
+            false,
+        ),
+        None => tokio::spawn(fut),
+    }
+}
+
+/// Runs a blocking closure as a tracked task of the ambient scope (see
+/// [`Shutdown::spawn_blocking`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// let n = scope.enter(async { sundown::spawn_blocking(|| 6 * 7).await.unwrap() }).await;
+/// assert_eq!(n, 42);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let location = Location::caller();
+    match task::ambient_scope_for_spawn("spawn_blocking") {
+        Some(scope) => task::spawn_blocking(
+            &scope,
+            task::TaskName::of_type::<F>(),
+            location,
+            f,
+            task::completed,
+            false,
+        ),
+        None => tokio::task::spawn_blocking(f),
+    }
+}
+
+/// Resolves when the ambient scope's shutdown is requested. Inside [`shield`] it
+/// resolves only at the hard deadline; outside any scope, never. `Send + 'static`, so
+/// it can be handed to `with_graceful_shutdown`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// let requested = scope.enter(async { sundown::requested() }).await;
+/// scope.trigger("test");
+/// requested.await;
+/// # }
+/// ```
+pub fn requested() -> impl Future<Output = ()> + Send + 'static {
+    let token = ambient::current().map(|a| {
+        if a.shielded {
+            a.scope.inner.hard.clone()
+        } else {
+            a.scope.inner.soft.clone()
+        }
+    });
+    async move {
+        match token {
+            Some(t) => t.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Whether the ambient scope's shutdown was requested (false outside any scope, and
+/// inside [`shield`] until the hard deadline).
+///
+/// ```
+/// assert!(!sundown::is_requested());
+/// ```
+pub fn is_requested() -> bool {
+    ambient::current().is_some_and(|a| {
+        if a.shielded {
+            a.scope.inner.hard.is_cancelled()
+        } else {
+            a.scope.is_requested()
+        }
+    })
+}
+
+/// Whether the ambient scope is ready (true outside any scope): false from the first
+/// signal on, before any `delay`. Drive a readiness endpoint with it.
+///
+/// ```
+/// assert!(sundown::is_ready());
+/// ```
+pub fn is_ready() -> bool {
+    ambient::current().is_none_or(|a| a.scope.is_ready())
+}
+
+/// Registers a close hook on the ambient scope (see [`Shutdown::on_close`]). Outside any
+/// scope the hook cannot run at shutdown; a line says so.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.enter(async { sundown::on_close("pool", async {}) }).await;
+/// let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+/// assert_eq!(report.closes()[0].name(), "pool");
+/// # }
+/// ```
+pub fn on_close(
+    name: impl Into<Cow<'static, str>>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) {
+    match ambient::current_scope() {
+        Some(scope) => scope.on_close(name, fut),
+        None => output::line(&format!(
+            "sundown::on_close(\"{}\") called outside any shutdown scope: the hook will not run \
+             (use #[graceful_main], Shutdown::enter, or a Shutdown's own on_close)",
+            name.into()
+        )),
+    }
+}
+
+pub use sundown_macros::{cancel_safe, graceful_main};
+
+/// What the attributes' expansion calls. Not public API: no semver guarantees.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::cancel_safe::{
+        BodyExit, CancelSite, CancellableReturn, Cancellation, TokenChoice, TokenSource,
+        assert_cancellable, cancel_safe_body,
+    };
+    pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
+    pub use crate::probe::{
+        OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError, probe_fn,
+        probe_future,
+    };
+    pub use crate::scope::FailurePolicy;
+    pub use crate::task::TaskOutcome;
+    pub use tokio_util::sync::CancellationToken;
+
+    use std::future::Future;
+    use std::panic::Location;
+    use tokio::task::JoinHandle;
+
+    /// A rewritten `tokio::spawn`: tracked on the ambient scope, named by the macro.
+    #[track_caller]
+    pub fn spawn_tracked<F>(
+        name: &'static str,
+        detached: bool,
+        fut: F,
+        classify: fn(&F::Output) -> TaskOutcome,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        match crate::ambient::current_scope() {
+            Some(scope) => crate::task::spawn(
+                &scope,
+                crate::task::TaskName::Given(name.into()),
+                location,
+                fut,
+                classify,
+                detached,
+            ),
+            None => tokio::spawn(fut),
+        }
+    }
+
+    /// A rewritten `tokio::task::spawn_blocking`.
+    #[track_caller]
+    pub fn spawn_blocking_tracked<F, R>(
+        name: &'static str,
+        detached: bool,
+        f: F,
+        classify: fn(&R) -> TaskOutcome,
+    ) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let location = Location::caller();
+        match crate::ambient::current_scope() {
+            Some(scope) => crate::task::spawn_blocking(
+                &scope,
+                crate::task::TaskName::Given(name.into()),
+                location,
+                f,
+                classify,
+                detached,
+            ),
+            None => tokio::task::spawn_blocking(f),
+        }
+    }
+}

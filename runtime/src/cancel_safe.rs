@@ -1,0 +1,350 @@
+//! The runtime half of `#[cancel_safe]`: run the body until it finishes or its scope is
+//! cancelled; on cancellation drop the body at its await point, run the cleanup once,
+//! shielded and bounded, and hand back a [`Cancelled`] carrying the cause.
+//!
+//! The body is polled first; the cancellation machinery (ambient lookup, token, waker
+//! registration) is touched only once the body returns `Pending`, so a call that does
+//! not suspend costs a relaxed load and a branch. Level-triggered: a call made after
+//! any scope was cancelled checks its own token before running the body.
+
+use std::future::{Future, IntoFuture};
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::ambient::{self, Ambient};
+use crate::error::Cancelled;
+use crate::registry::{SlotKey, TaskState};
+use crate::report::{CleanupLoss, DroppedCleanup, Failure, FailureKind};
+use crate::scope::{ANY_CANCELLED, Shutdown};
+use crate::task::TaskOutcome;
+
+/// A `#[cancel_safe]` function: its name, where it is defined, its cleanup timeout.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CancelSite {
+    name: &'static str,
+    location: &'static Location<'static>,
+    cleanup_timeout: Duration,
+    has_cleanup: bool,
+}
+
+impl CancelSite {
+    #[doc(hidden)]
+    pub const fn new(
+        name: &'static str,
+        location: &'static Location<'static>,
+        cleanup_timeout: Duration,
+        has_cleanup: bool,
+    ) -> Self {
+        CancelSite {
+            name,
+            location,
+            cleanup_timeout,
+            has_cleanup,
+        }
+    }
+}
+
+/// Which token cancels the body: the ambient scope's, or one given with `token =`.
+#[doc(hidden)]
+pub enum TokenChoice<'a> {
+    Ambient,
+    Given(&'a CancellationToken),
+}
+
+/// What `token = <expr>` accepts: a `CancellationToken`, a [`Shutdown`], or a reference
+/// to either.
+#[doc(hidden)]
+pub trait TokenSource {
+    fn token_ref(&self) -> &CancellationToken;
+}
+
+impl TokenSource for CancellationToken {
+    fn token_ref(&self) -> &CancellationToken {
+        self
+    }
+}
+
+impl TokenSource for Shutdown {
+    fn token_ref(&self) -> &CancellationToken {
+        &self.inner.soft
+    }
+}
+
+impl<T: TokenSource + ?Sized> TokenSource for &T {
+    fn token_ref(&self) -> &CancellationToken {
+        (**self).token_ref()
+    }
+}
+
+/// How the body ended.
+#[doc(hidden)]
+pub enum BodyExit<T> {
+    Finished(T),
+    Cancelled(Cancellation),
+}
+
+/// A body was cancelled: what is needed to run its cleanup and build the error.
+#[doc(hidden)]
+pub struct Cancellation {
+    site: SiteInfo,
+    ambient: Option<Ambient>,
+}
+
+#[derive(Clone, Copy)]
+struct SiteInfo {
+    name: &'static str,
+    location: &'static Location<'static>,
+    cleanup_timeout: Duration,
+}
+
+impl From<&CancelSite> for SiteInfo {
+    fn from(s: &CancelSite) -> Self {
+        SiteInfo {
+            name: s.name,
+            location: s.location,
+            cleanup_timeout: s.cleanup_timeout,
+        }
+    }
+}
+
+/// Watches the token once the body has suspended.
+struct Watch {
+    ambient: Option<Ambient>,
+    cancelled: Option<std::pin::Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl Watch {
+    fn resolve(choice: &TokenChoice<'_>) -> Watch {
+        let ambient = ambient::current();
+        let token = match choice {
+            TokenChoice::Given(t) => Some((*t).clone()),
+            TokenChoice::Ambient => ambient.as_ref().map(|a| {
+                if a.shielded {
+                    a.scope.inner.hard.clone()
+                } else {
+                    a.scope.inner.soft.clone()
+                }
+            }),
+        };
+        Watch {
+            ambient,
+            cancelled: token.map(|t| Box::pin(t.cancelled_owned())),
+        }
+    }
+
+    fn is_cancelled(&self, choice: &TokenChoice<'_>) -> bool {
+        match choice {
+            TokenChoice::Given(t) => t.is_cancelled(),
+            TokenChoice::Ambient => self.ambient.as_ref().is_some_and(|a| {
+                if a.shielded {
+                    a.scope.inner.hard.is_cancelled()
+                } else {
+                    a.scope.inner.is_requested()
+                }
+            }),
+        }
+    }
+}
+
+/// Records a body dropped from outside while pending, when it had a cleanup to run.
+struct DropRecorder {
+    site: SiteInfo,
+    armed: bool,
+    ambient: Option<Ambient>,
+    why: CleanupLoss,
+}
+
+impl Drop for DropRecorder {
+    fn drop(&mut self) {
+        if self.armed {
+            record_loss(self.ambient.as_ref().map(|a| &a.scope), self.site, self.why);
+        }
+    }
+}
+
+fn record_loss(scope: Option<&Shutdown>, site: SiteInfo, why: CleanupLoss) {
+    let dropped = DroppedCleanup {
+        function: site.name,
+        location: site.location,
+        why,
+    };
+    match scope {
+        Some(s) => s.record_dropped_cleanup(dropped),
+        None => crate::output::dropped_cleanup(&dropped),
+    }
+}
+
+/// Runs a `#[cancel_safe]` body against its cancellation token.
+#[doc(hidden)]
+pub async fn cancel_safe_body<F: Future>(
+    site: &CancelSite,
+    token: TokenChoice<'_>,
+    body: F,
+) -> BodyExit<F::Output> {
+    let info = SiteInfo::from(site);
+    if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(token, TokenChoice::Given(_)) {
+        let watch = Watch::resolve(&token);
+        if watch.is_cancelled(&token) {
+            return BodyExit::Cancelled(Cancellation {
+                site: info,
+                ambient: watch.ambient,
+            });
+        }
+    }
+    let mut body = std::pin::pin!(body);
+    let mut watch: Option<Watch> = None;
+    let mut recorder = DropRecorder {
+        site: info,
+        armed: false,
+        ambient: None,
+        why: CleanupLoss::DroppedFromOutside,
+    };
+    let exit = std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = body.as_mut().poll(cx) {
+            return Poll::Ready(BodyExit::Finished(v));
+        }
+        let w = watch.get_or_insert_with(|| {
+            let w = Watch::resolve(&token);
+            if site.has_cleanup {
+                recorder.armed = true;
+                recorder.ambient = w.ambient.clone();
+            }
+            w
+        });
+        let cancelled = w
+            .cancelled
+            .as_mut()
+            .is_some_and(|c| c.as_mut().poll(cx).is_ready());
+        if cancelled {
+            Poll::Ready(BodyExit::Cancelled(Cancellation {
+                site: info,
+                ambient: w.ambient.take(),
+            }))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    recorder.armed = false;
+    exit
+}
+
+/// Restores the task's state when the cleanup ends or is dropped.
+struct StateRestore {
+    scope: Shutdown,
+    key: SlotKey,
+    previous: TaskState,
+}
+
+impl Drop for StateRestore {
+    fn drop(&mut self) {
+        self.scope.inner.registry.set_state(self.key, self.previous);
+    }
+}
+
+impl Cancellation {
+    /// Runs the cleanup once: shielded from the cancellation that stopped the body (so
+    /// `#[cancel_safe]` calls inside it work), bounded by the cleanup timeout and cut
+    /// by the hard deadline or a forced shutdown. A cleanup that fails, panics or is
+    /// cut is reported.
+    pub async fn run_cleanup<C: IntoFuture>(
+        self,
+        cleanup: C,
+        classify: fn(&C::Output) -> TaskOutcome,
+    ) -> Self {
+        let scope = self.ambient.as_ref().map(|a| a.scope.clone());
+        let task = self.ambient.as_ref().and_then(|a| a.task);
+        let _restore = match (&scope, task) {
+            (Some(s), Some(k)) => {
+                s.inner
+                    .registry
+                    .set_state(k, TaskState::CleaningUp)
+                    .map(|previous| StateRestore {
+                        scope: s.clone(),
+                        key: k,
+                        previous,
+                    })
+            }
+            _ => None,
+        };
+        let mut cut = DropRecorder {
+            site: self.site,
+            armed: false,
+            ambient: self.ambient.clone(),
+            why: CleanupLoss::CleanupDropped,
+        };
+        let hard = scope.as_ref().map(|s| s.inner.hard.clone());
+        let shielded = scope.as_ref().map(|s| Ambient {
+            scope: s.clone(),
+            task,
+            shielded: true,
+        });
+        let run = crate::task::catch_panic(cleanup.into_future());
+        let run = async move {
+            match shielded {
+                Some(a) => ambient::scope(a, run).await,
+                None => run.await,
+            }
+        };
+        let forced = async move {
+            match hard {
+                Some(h) => h.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        };
+        cut.armed = true;
+        let result = tokio::select! {
+            biased;
+            r = run => Ok(r),
+            () = tokio::time::sleep(self.site.cleanup_timeout) => Err(CleanupLoss::TimedOut(self.site.cleanup_timeout)),
+            () = forced => Err(CleanupLoss::Forced),
+        };
+        cut.armed = false;
+        let failure = match result {
+            Ok(Ok(v)) => match classify(&v) {
+                TaskOutcome::Failed(msg) => Some(FailureKind::Cleanup(msg)),
+                TaskOutcome::Completed | TaskOutcome::Cancelled => None,
+            },
+            Ok(Err(payload)) => Some(FailureKind::Cleanup(format!(
+                "panicked: {}",
+                crate::task::panic_message(&*payload)
+            ))),
+            Err(loss) => {
+                record_loss(scope.as_ref(), self.site, loss);
+                None
+            }
+        };
+        if let Some(kind) = failure {
+            let f = Failure::new(self.site.name.into(), self.site.location, kind);
+            match &scope {
+                Some(s) => s.record_failure(f),
+                None => crate::output::failure(&f),
+            }
+        }
+        self
+    }
+
+    /// The error the function returns: [`Cancelled`] with the scope's cause.
+    pub fn into_error(self) -> Cancelled {
+        Cancelled::new(self.ambient.and_then(|a| a.scope.cause()))
+    }
+}
+
+/// Bounds the `#[cancel_safe]` return type: it must be able to carry cancellation.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[cancel_safe]` needs a `Result` whose error implements `From<sundown::Cancelled>`, found `{Self}`",
+    label = "this return type cannot carry cancellation",
+    note = "return `Result<T, E>` where `E: From<sundown::Cancelled>` (e.g. `anyhow::Result<T>`, `std::io::Result<T>`, or an error enum with a `#[from] Cancelled` variant)"
+)]
+pub trait CancellableReturn {}
+
+impl<T, E: From<Cancelled>> CancellableReturn for Result<T, E> {}
+
+#[doc(hidden)]
+pub const fn assert_cancellable<R: CancellableReturn>() {}

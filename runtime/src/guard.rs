@@ -1,0 +1,90 @@
+//! [`shield`] and [`deadline`]: the two wrappers a future can wear.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::ambient;
+use crate::error::TimedOut;
+use crate::registry::TaskState;
+
+/// Runs `fut` hidden from cancellation: `#[cancel_safe]` calls and
+/// [`requested`](crate::requested) inside it do not see the scope's shutdown request,
+/// and the task shows as "shielded". Only the hard deadline (stragglers aborted) or a
+/// forced shutdown (second signal) can cut it. For a commit that must not be cut in
+/// half.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.trigger("stop");
+/// let committed = scope.enter(sundown::shield(async {
+///     // cancellation is already requested, but this still runs to the end
+///     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+///     true
+/// })).await;
+/// assert!(committed);
+/// # }
+/// ```
+pub fn shield<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    async move {
+        let Some(mut here) = ambient::current() else {
+            return fut.await;
+        };
+        let restore = here.task.and_then(|key| {
+            let registry = &here.scope.inner.registry;
+            registry
+                .set_state(key, TaskState::Shielded)
+                .map(|previous| RestoreState {
+                    scope: here.scope.clone(),
+                    key,
+                    previous,
+                })
+        });
+        here.shielded = true;
+        let out = ambient::scope(here, fut).await;
+        drop(restore);
+        out
+    }
+}
+
+struct RestoreState {
+    scope: crate::Shutdown,
+    key: crate::registry::SlotKey,
+    previous: TaskState,
+}
+
+impl Drop for RestoreState {
+    fn drop(&mut self) {
+        self.scope.inner.registry.set_state(self.key, self.previous);
+    }
+}
+
+/// A timeout whose error names the operation: `"fetch_user" timed out after 100ms`.
+/// Put one around every await that could wait on another task, a lock or a pool, and a
+/// deadlock becomes a log line instead of a hang.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let user = sundown::deadline("fetch_user", Duration::from_millis(100), async { 7 }).await;
+/// assert_eq!(user, Ok(7));
+///
+/// let lock = tokio::sync::Mutex::new(());
+/// let _held = lock.lock().await;
+/// let err = sundown::deadline("second lock", Duration::from_secs(1), lock.lock()).await.unwrap_err();
+/// assert_eq!(err.to_string(), "\"second lock\" timed out after 1s");
+/// # }
+/// ```
+pub async fn deadline<F: Future>(
+    name: impl Into<Cow<'static, str>>,
+    duration: Duration,
+    fut: F,
+) -> Result<F::Output, TimedOut> {
+    let name = name.into();
+    tokio::time::timeout(duration, fut)
+        .await
+        .map_err(|_| TimedOut::new(name, duration))
+}

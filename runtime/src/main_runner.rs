@@ -1,0 +1,575 @@
+//! The process runner behind `#[graceful_main]`.
+//!
+//! Three threads share the work:
+//! - the **signal thread** receives signals (never blocked by user code);
+//! - the **controller thread** owns the clock: it prints the first-signal line, waits
+//!   out `delay` before cancelling, forces exit on the second signal, prints the task
+//!   table on the dump signal, and at the hard deadline exits 124 with the straggler
+//!   table even if the tokio runtime is wedged (a `current_thread` program stuck in a
+//!   sync loop);
+//! - the **main thread** runs the body on the tokio runtime, then the sequence (drain,
+//!   abort, close hooks) within the budget, tears the runtime down with a bound,
+//!   reports, and exits.
+//!
+//! Whichever of them ends the process first wins; the others never get to.
+
+use std::future::Future;
+use std::io::Write;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::ambient;
+use crate::duration::{self, Human};
+use crate::error::Cause;
+use crate::output;
+use crate::report::{Report, Step, StepTiming, TABLE_ROWS, write_task_table};
+use crate::scope::{FailurePolicy, ScopeEvent, Shutdown, lock};
+use crate::signals::{self, SignalEvent};
+use crate::task::{TaskGuard, TaskOutcome, catch_panic, panic_message};
+
+/// How `#[graceful_main]` ends a signal-initiated graceful shutdown.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitMode {
+    /// Exit with the code from the table.
+    Code,
+    /// Re-raise the signal with its default disposition (as shells expect of CLI tools).
+    Signal,
+}
+
+/// The tokio runtime flavor.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    MultiThread,
+    CurrentThread,
+}
+
+/// `#[graceful_main]`'s arguments.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct MainConfig {
+    pub name: &'static str,
+    pub timeout: Duration,
+    pub delay: Duration,
+    pub signals: &'static [&'static str],
+    pub dump_signal: Option<&'static str>,
+    pub on_task_failure: FailurePolicy,
+    pub exit: ExitMode,
+    pub flavor: Flavor,
+    pub worker_threads: Option<usize>,
+}
+
+#[cfg(unix)]
+const DEFAULT_SIGNALS: &[&str] = &["SIGINT", "SIGTERM"];
+#[cfg(windows)]
+const DEFAULT_SIGNALS: &[&str] = &[
+    "CTRL_C",
+    "CTRL_BREAK",
+    "CTRL_CLOSE",
+    "CTRL_LOGOFF",
+    "CTRL_SHUTDOWN",
+];
+
+impl MainConfig {
+    /// 9 s fits inside Docker's 10 s stop window and Kubernetes' 30 s grace period.
+    pub const DEFAULT: MainConfig = MainConfig {
+        name: "main",
+        timeout: Duration::from_secs(9),
+        delay: Duration::ZERO,
+        signals: DEFAULT_SIGNALS,
+        dump_signal: None,
+        on_task_failure: FailurePolicy::Log,
+        exit: ExitMode::Code,
+        flavor: Flavor::MultiThread,
+        worker_threads: None,
+    };
+}
+
+/// The environment variable that overrides `timeout` at run time.
+pub(crate) const TIMEOUT_VAR: &str = "SUNDOWN_TIMEOUT";
+
+/// Messages from the signal thread, the scope and the main thread to the controller.
+enum Control {
+    Signal(SignalEvent),
+    /// Shutdown began (a trigger, main returning, a failed task).
+    Begun,
+}
+
+/// When shutdown began, shared by the controller and the main thread.
+#[derive(Default)]
+struct Timeline {
+    started: Option<Instant>,
+    signal: Option<(&'static str, i32)>,
+}
+
+struct Shared {
+    scope: Shutdown,
+    config: MainConfig,
+    budget: Duration,
+    timeline: Mutex<Timeline>,
+    exiting: AtomicBool,
+}
+
+impl Shared {
+    /// Ends the process once: the first caller exits, later ones wait for it to.
+    fn exit(&self, code: i32) -> ! {
+        if self.exiting.swap(true, Ordering::AcqRel) {
+            loop {
+                std::thread::park();
+            }
+        }
+        flush_stdout();
+        std::process::exit(code)
+    }
+
+    fn mark_started(&self, signal: Option<(&'static str, i32)>) -> Instant {
+        let mut t = lock(&self.timeline);
+        if t.signal.is_none() {
+            t.signal = signal;
+        }
+        *t.started.get_or_insert_with(Instant::now)
+    }
+}
+
+pub(crate) fn flush_stdout() {
+    // try_lock-free best effort: stdout may be a closed pipe.
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs `#[graceful_main]`'s body and exits with the design's exit code.
+#[doc(hidden)]
+#[track_caller]
+pub fn run_main<B, Fut>(config: MainConfig, body: B) -> !
+where
+    B: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = TaskOutcome>,
+{
+    let location = Location::caller();
+    let budget = match std::env::var(TIMEOUT_VAR) {
+        Ok(text) => match duration::parse(&text) {
+            Ok(d) => d,
+            Err(why) => {
+                output::stderr(&format!(
+                    "sundown: {TIMEOUT_VAR}=\"{text}\" is not a valid duration ({why}); \
+                     the program was not started\n"
+                ));
+                std::process::exit(1)
+            }
+        },
+        Err(std::env::VarError::NotPresent) => config.timeout,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            output::stderr(&format!(
+                "sundown: {TIMEOUT_VAR} is not valid UTF-8; the program was not started\n"
+            ));
+            std::process::exit(1)
+        }
+    };
+    let mut config = config;
+    if !config.delay.is_zero() && config.delay >= budget {
+        let delay = budget / 2;
+        output::line(&format!(
+            "delay {} is not shorter than the {} budget; using {}",
+            Human(config.delay),
+            Human(budget),
+            Human(delay)
+        ));
+        config.delay = delay;
+    }
+
+    let scope = Shutdown::new();
+    scope.set_policy(config.on_task_failure);
+    ambient::set_process_scope(&scope);
+    let shared = Arc::new(Shared {
+        scope: scope.clone(),
+        config,
+        budget,
+        timeline: Mutex::new(Timeline::default()),
+        exiting: AtomicBool::new(false),
+    });
+
+    let (tx, rx) = mpsc::channel::<Control>();
+    let observer_tx = Mutex::new(tx.clone());
+    let _ = scope.inner.observer.set(Box::new(move |event| match event {
+        ScopeEvent::Begun => {
+            let _ = lock(&observer_tx).send(Control::Begun);
+        }
+    }));
+
+    let forced = Arc::new(AtomicBool::new(false));
+    let (sig_tx, sig_rx) = mpsc::channel::<SignalEvent>();
+    if let Err(why) = signals::install(config.signals, config.dump_signal, forced.clone(), sig_tx) {
+        output::stderr(&format!("sundown: {why}; the program was not started\n"));
+        std::process::exit(1)
+    }
+    // Forward signal events into the controller's one channel.
+    {
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sundown-signal-relay".into())
+            .spawn(move || {
+                for e in sig_rx {
+                    if tx.send(Control::Signal(e)).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            output::stderr(&format!(
+                "sundown: cannot start a thread ({e}); the program was not started\n"
+            ));
+            std::process::exit(1)
+        }
+    }
+    drop(tx);
+    {
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sundown-controller".into())
+            .spawn(move || controller(&shared, &rx, &forced));
+        if let Err(e) = spawned {
+            output::stderr(&format!(
+                "sundown: cannot start a thread ({e}); the program was not started\n"
+            ));
+            std::process::exit(1)
+        }
+    }
+
+    let runtime = match build_runtime(&config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::stderr(&format!("sundown: cannot build the tokio runtime: {e}\n"));
+            std::process::exit(1)
+        }
+    };
+    let code = run_on(&runtime, &shared, location, body);
+    let code = teardown(runtime, &shared, code);
+    finish(&shared, code)
+}
+
+fn build_runtime(config: &MainConfig) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match config.flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let (Flavor::MultiThread, Some(n)) = (config.flavor, config.worker_threads) {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build()
+}
+
+/// What the main thread learned from running the body and the sequence.
+struct Outcome {
+    body: Option<Result<TaskOutcome, String>>,
+    report: Report,
+    untracked: usize,
+}
+
+fn run_on<B, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    shared: &Arc<Shared>,
+    location: &'static Location<'static>,
+    body: B,
+) -> Outcome
+where
+    B: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = TaskOutcome>,
+{
+    let scope = shared.scope.clone();
+    runtime.block_on(async move {
+        let guard = TaskGuard::new(&scope, shared.config.name.into(), location);
+        let ambient = guard.ambient();
+        let mut guard = Some(guard);
+        let mut body: Option<BodyFuture<'_>> = Some(Box::pin(ambient::scope(
+            ambient,
+            catch_panic(body(scope.clone())),
+        )));
+        let mut result = None;
+
+        if scope.is_requested() {
+            // A signal arrived during startup: the body never starts, nothing is lost.
+            body = None;
+            guard = None;
+        }
+
+        // Run until the body returns or the scope is cancelled (after any delay).
+        let soft = scope.inner.soft.clone();
+        let mut cancelled = std::pin::pin!(soft.cancelled());
+        let first = std::future::poll_fn(|cx| {
+            if let Some(Poll::Ready(r)) = body.as_mut().map(|b| b.as_mut().poll(cx)) {
+                return Poll::Ready(Some(r));
+            }
+            cancelled.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        if let Some(r) = first {
+            result = Some(body_result(r));
+            body = None;
+            guard = None;
+        }
+        scope.begin(Cause::MainReturned);
+        let started = shared.mark_started(None);
+        scope.cancel();
+        let cancelled_at = Instant::now();
+
+        // Steps 2–5 within what is left of the budget, keeping a margin for teardown.
+        let margin = (shared.budget / 10).min(Duration::from_millis(300));
+        let deadline = started + shared.budget.saturating_sub(margin);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut sequence = std::pin::pin!(crate::sequence::run(&scope, deadline));
+        let hard = scope.inner.hard.clone();
+        let mut aborted = std::pin::pin!(hard.cancelled());
+        let mut report = loop {
+            let woke = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = sequence.as_mut().poll(cx) {
+                    return Poll::Ready(Wake::Report(r));
+                }
+                if let Some(b) = body.as_mut() {
+                    if let Poll::Ready(r) = b.as_mut().poll(cx) {
+                        return Poll::Ready(Wake::Body(r));
+                    }
+                    if aborted.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Aborted);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match woke {
+                Wake::Report(r) => break r,
+                Wake::Body(r) => result = Some(body_result(r)),
+                // Stragglers are being aborted: the body is one of them.
+                Wake::Aborted => {}
+            }
+            body = None;
+            guard = None;
+        };
+        drop(body);
+        drop(guard);
+        report.budget = shared.budget;
+        let delay = cancelled_at.saturating_duration_since(started);
+        if !shared.config.delay.is_zero() {
+            report.steps.insert(
+                0,
+                StepTiming {
+                    step: Step::Delay,
+                    elapsed: delay,
+                    hit_deadline: false,
+                },
+            );
+        }
+        // Aborted tasks are released by the workers shortly after their futures are
+        // dropped; let the count settle before comparing it with ours.
+        let untracked_now = || {
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
+            alive.saturating_sub(scope.inner.live_tasks())
+        };
+        let mut untracked = untracked_now();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let now = untracked_now();
+            if now == untracked {
+                break;
+            }
+            untracked = now;
+        }
+        Outcome {
+            body: result,
+            report,
+            untracked,
+        }
+    })
+}
+
+type BodyFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<TaskOutcome, Box<dyn std::any::Any + Send>>> + 'a>>;
+
+enum Wake {
+    Report(Report),
+    Body(Result<TaskOutcome, Box<dyn std::any::Any + Send>>),
+    Aborted,
+}
+
+fn body_result(
+    r: Result<TaskOutcome, Box<dyn std::any::Any + Send>>,
+) -> Result<TaskOutcome, String> {
+    r.map_err(|payload| panic_message(&*payload))
+}
+
+fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
+    let mut cancel_at: Option<Instant> = None;
+    let mut hard_at: Option<Instant> = None;
+    loop {
+        let next = cancel_at.into_iter().chain(hard_at).min();
+        let msg = match next {
+            Some(t) => rx.recv_timeout(t.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match msg {
+            Ok(Control::Signal(SignalEvent::Terminate { name, number, nth })) if nth == 1 => {
+                let started = shared.mark_started(Some((name, number)));
+                hard_at.get_or_insert(started + shared.budget);
+                first_signal_line(shared, name);
+                shared.scope.begin(Cause::Signal(name));
+                let delay = shared.config.delay;
+                if delay.is_zero() || shared.scope.is_requested() {
+                    shared.scope.cancel();
+                } else {
+                    cancel_at = Some(Instant::now() + delay);
+                }
+            }
+            Ok(Control::Signal(SignalEvent::Terminate { name, number, .. })) => {
+                // The signal thread has armed the third-signal default already; this
+                // covers platforms where the controller is the only counter.
+                forced.store(true, Ordering::SeqCst);
+                forced_exit(shared, name, number)
+            }
+            Ok(Control::Signal(SignalEvent::Dump)) => dump_tasks(shared),
+            Ok(Control::Begun) => {
+                let started = shared.mark_started(None);
+                hard_at.get_or_insert(started + shared.budget);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                if cancel_at.is_some_and(|t| now >= t) {
+                    cancel_at = None;
+                    shared.scope.cancel();
+                }
+                if hard_at.is_some_and(|t| now >= t) {
+                    hard_deadline_exit(shared)
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn first_signal_line(shared: &Shared, name: &str) {
+    let delay = shared.config.delay;
+    let keep = if delay.is_zero() {
+        String::new()
+    } else {
+        format!("readiness off, serving {} more, then ", Human(delay))
+    };
+    output::stderr(&format!(
+        "sundown: {name} received: {keep}shutting down within {} (send {name} again to force exit)\n",
+        Human(shared.budget)
+    ));
+}
+
+fn task_table_text(shared: &Shared, header: &str) -> String {
+    let tasks = shared.scope.tasks();
+    let mut text = format!("sundown: {header}; {} task(s) running\n", tasks.len());
+    if !tasks.is_empty() {
+        let _ = write_task_table(&mut text, &tasks, TABLE_ROWS);
+    }
+    text
+}
+
+fn dump_tasks(shared: &Shared) {
+    let name = shared.config.dump_signal.unwrap_or("dump signal");
+    let stats = shared.scope.stats();
+    let text = task_table_text(
+        shared,
+        &format!(
+            "{name}: task dump ({} completed, {} failed, {} cancelled so far)",
+            stats.completed, stats.failed, stats.cancelled
+        ),
+    );
+    output::stderr(&text);
+}
+
+fn forced_exit(shared: &Shared, name: &str, number: i32) -> ! {
+    let code = 128 + number;
+    let text = task_table_text(shared, &format!("second {name}: forcing exit now ({code})"));
+    output::stderr(&text);
+    shared.exit(code)
+}
+
+fn hard_deadline_exit(shared: &Shared) -> ! {
+    // The runtime did not finish the sequence in time: whatever is still registered is
+    // holding a thread that aborting cannot free.
+    shared
+        .scope
+        .inner
+        .for_each_scope(&mut |s| s.registry.mark_all_blocking());
+    let text = task_table_text(
+        shared,
+        &format!(
+            "the {} shutdown budget ran out with the runtime still busy: exiting now (124)",
+            Human(shared.budget)
+        ),
+    );
+    output::stderr(&text);
+    shared.exit(124)
+}
+
+/// Drops the runtime with a bound: `spawn_blocking` work still running is abandoned,
+/// and untracked tasks still pending are destroyed here.
+fn teardown(runtime: tokio::runtime::Runtime, shared: &Shared, outcome: Outcome) -> Outcome {
+    let started = lock(&shared.timeline).started.unwrap_or_else(Instant::now);
+    let hard = started + shared.budget;
+    let left = hard
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_millis(50));
+    runtime.shutdown_timeout(left.min(Duration::from_millis(500)));
+    outcome
+}
+
+fn finish(shared: &Shared, outcome: Outcome) -> ! {
+    let Outcome {
+        body,
+        report,
+        untracked,
+    } = outcome;
+    let requested_by_signal = lock(&shared.timeline).signal;
+    let mut code = report.exit_code();
+    match &body {
+        Some(Ok(TaskOutcome::Failed(debug))) => {
+            output::stderr(&format!("Error: {debug}\n"));
+            code = code.max(1);
+        }
+        Some(Ok(TaskOutcome::Cancelled)) if report.cause() == Some(&Cause::MainReturned) => {
+            // Cancelled while nobody asked for a shutdown: an error like any other.
+            output::stderr("Error: main returned Cancelled without a shutdown request\n");
+            code = code.max(1);
+        }
+        Some(Err(panic)) => {
+            output::stderr(&format!(
+                "sundown: `{}` panicked: {panic}\n",
+                shared.config.name
+            ));
+            code = code.max(1);
+        }
+        _ => {}
+    }
+    let quiet = report.cause() == Some(&Cause::MainReturned)
+        && report.exit_code() == 0
+        && report.closes().is_empty()
+        && untracked == 0;
+    if !quiet {
+        output::report(&report);
+    }
+    if untracked > 0 {
+        output::line(&format!(
+            "{untracked} untracked task(s) were still pending at exit and were destroyed \
+             (spawned outside sundown's tracking: use sundown::spawn, or spawn inside a \
+             #[graceful_main] or #[cancel_safe] body)"
+        ));
+    }
+    if code == 0 && shared.config.exit == ExitMode::Signal {
+        if let Some((_, number)) = requested_by_signal {
+            if !shared.exiting.swap(true, Ordering::AcqRel) {
+                signals::die_by(number)
+            }
+        }
+    }
+    shared.exit(code)
+}

@@ -1,0 +1,468 @@
+//! The live-task registry: every tracked task's name, spawn location, start time and
+//! state, cheap enough to keep on for every spawn.
+//!
+//! Entries live in a few cache-padded shards, each a mutex around a slab. A spawning
+//! thread inserts into "its" shard (assigned round-robin on first use), so spawns from
+//! different threads do not contend; the task removes its own entry when its future is
+//! dropped, with the key it was given. Completion counters live beside the slab under the
+//! same lock, so finishing a task touches no other shared cache line. `snapshot()` locks
+//! the shards one at a time: a task that is alive for the whole snapshot is always in
+//! it, an entry is never seen half-written, and a task that starts or finishes during
+//! the snapshot is either in it or not.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// What a tracked task is doing, as the task table and the straggler report show it.
+///
+/// ```
+/// use sundown::TaskState;
+/// assert_eq!(TaskState::CleaningUp.to_string(), "cleaning up");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Running or waiting as usual.
+    Running,
+    /// A `#[cancel_safe]` function of this task is running its cleanup.
+    CleaningUp,
+    /// Inside [`shield`](crate::shield): hidden from cancellation.
+    Shielded,
+    /// Did not stop even when aborted: it is blocking its thread (a sync loop, a
+    /// `spawn_blocking` job). The process exits without it.
+    Blocking,
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskState::Running => "running",
+            TaskState::CleaningUp => "cleaning up",
+            TaskState::Shielded => "shielded",
+            TaskState::Blocking => "blocking",
+        })
+    }
+}
+
+/// A snapshot of one live tracked task, from [`Shutdown::tasks`](crate::Shutdown::tasks)
+/// or a [`Report`](crate::Report)'s stragglers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// let _h = scope.spawn_named("poller", std::future::pending::<()>());
+/// let tasks = scope.tasks();
+/// assert_eq!(tasks[0].name(), "poller");
+/// assert_eq!(tasks[0].state(), sundown::TaskState::Running);
+/// assert!(tasks[0].location().file().ends_with(".rs"));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TaskInfo {
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    started: Instant,
+    state: TaskState,
+}
+
+impl TaskInfo {
+    /// The task's name: given to `spawn_named`, derived from the spawned expression by
+    /// the attributes, or the spawning function's location for a plain `spawn`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn_named("flush", std::future::pending::<()>());
+    /// assert_eq!(scope.tasks()[0].name(), "flush");
+    /// # }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the task was spawned: the user's `file:line:col`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let line = line!() + 1;
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert_eq!(scope.tasks()[0].location().line(), line);
+    /// # }
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// How long ago the task was spawned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert!(scope.tasks()[0].age() < std::time::Duration::from_secs(60));
+    /// # }
+    /// ```
+    pub fn age(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.started)
+    }
+
+    /// What the task is doing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert_eq!(scope.tasks()[0].state(), sundown::TaskState::Running);
+    /// # }
+    /// ```
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    pub(crate) fn with_state(mut self, state: TaskState) -> Self {
+        self.state = state;
+        self
+    }
+
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Two snapshots of the same task (names and locations repeat; start instants of one
+    /// location do not, in practice).
+    pub(crate) fn same_task(&self, other: &TaskInfo) -> bool {
+        std::ptr::eq(self.location, other.location)
+            && self.started == other.started
+            && self.name == other.name
+    }
+}
+
+/// How a task's entry left the registry; counted in [`Stats`](crate::Stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// Identifies one entry; the generation guards against a reused slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotKey {
+    shard: u32,
+    index: u32,
+    generation: u32,
+}
+
+struct Entry {
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    started: Instant,
+    state: TaskState,
+    abort: Option<AbortHandle>,
+}
+
+struct Slot {
+    generation: u32,
+    next_free: u32,
+    entry: Option<Entry>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Default)]
+struct Counters {
+    completed: u64,
+    failed: u64,
+    cancelled: u64,
+}
+
+struct ShardSlots {
+    slots: Vec<Slot>,
+    free: u32,
+    live: usize,
+    counters: Counters,
+}
+
+// Padded so that two shards never share a cache line (128 covers adjacent-line
+// prefetching on x86 and the 128-byte lines of some ARM cores).
+#[repr(align(128))]
+struct Shard(Mutex<ShardSlots>);
+
+pub(crate) struct Registry {
+    shards: Box<[Shard]>,
+}
+
+/// Totals across the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) live: u64,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) cancelled: u64,
+}
+
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (cpus * 2).next_power_of_two().clamp(4, 64)
+    })
+}
+
+fn this_threads_shard(count: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let hint = HINT.with(|h| {
+        let mut v = h.get();
+        if v == usize::MAX {
+            v = NEXT.fetch_add(1, Ordering::Relaxed);
+            h.set(v);
+        }
+        v
+    });
+    hint & (count - 1)
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        let shards = (0..shard_count())
+            .map(|_| {
+                Shard(Mutex::new(ShardSlots {
+                    slots: Vec::new(),
+                    free: NO_SLOT,
+                    live: 0,
+                    counters: Counters::default(),
+                }))
+            })
+            .collect();
+        Registry { shards }
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, ShardSlots> {
+        // A panic while a shard is locked can only come from the allocator; the data is
+        // still consistent (every mutation is a single assignment), so poisoning is ignored.
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(
+        &self,
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+        state: TaskState,
+    ) -> SlotKey {
+        let shard = this_threads_shard(self.shards.len());
+        let entry = Entry {
+            name,
+            location,
+            started: Instant::now(),
+            state,
+            abort: None,
+        };
+        let mut slots = self.lock(shard);
+        slots.live += 1;
+        let free = slots.free;
+        let (index, generation) = if free == NO_SLOT {
+            let index = slots.slots.len() as u32;
+            slots.slots.push(Slot {
+                generation: 0,
+                next_free: NO_SLOT,
+                entry: Some(entry),
+            });
+            (index, 0)
+        } else {
+            let slot = &mut slots.slots[free as usize];
+            let next = slot.next_free;
+            slot.entry = Some(entry);
+            let generation = slot.generation;
+            slots.free = next;
+            (free, generation)
+        };
+        SlotKey {
+            shard: shard as u32,
+            index,
+            generation,
+        }
+    }
+
+    fn with_entry<R>(&self, key: SlotKey, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let mut slots = self.lock(key.shard as usize);
+        let slot = slots.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.entry.as_mut().map(f)
+    }
+
+    pub(crate) fn set_abort(&self, key: SlotKey, handle: AbortHandle) {
+        self.with_entry(key, |e| e.abort = Some(handle));
+    }
+
+    pub(crate) fn set_state(&self, key: SlotKey, state: TaskState) -> Option<TaskState> {
+        self.with_entry(key, |e| std::mem::replace(&mut e.state, state))
+    }
+
+    /// Removes the entry and counts how it ended. Returns true when this emptied the
+    /// entry's shard: the total can only reach zero on such a removal, so only then is
+    /// a waiting drain worth waking.
+    pub(crate) fn remove(&self, key: SlotKey, outcome: Outcome) -> bool {
+        let (emptied, abort) = {
+            let mut slots = self.lock(key.shard as usize);
+            let free = slots.free;
+            let Some(slot) = slots.slots.get_mut(key.index as usize) else {
+                return false;
+            };
+            if slot.generation != key.generation {
+                return false;
+            }
+            let Some(entry) = slot.entry.take() else {
+                return false;
+            };
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.next_free = free;
+            slots.free = key.index;
+            slots.live -= 1;
+            let c = &mut slots.counters;
+            match outcome {
+                Outcome::Completed => c.completed += 1,
+                Outcome::Failed => c.failed += 1,
+                Outcome::Cancelled => c.cancelled += 1,
+            }
+            (slots.live == 0, entry.abort)
+        };
+        // The abort handle holds a reference to the task; release it outside the lock.
+        drop(abort);
+        emptied
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for shard in 0..self.shards.len() {
+            let slots = self.lock(shard);
+            t.live += slots.live as u64;
+            t.completed += slots.counters.completed;
+            t.failed += slots.counters.failed;
+            t.cancelled += slots.counters.cancelled;
+        }
+        t
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        (0..self.shards.len()).map(|s| self.lock(s).live).sum()
+    }
+
+    pub(crate) fn snapshot_one(&self, key: SlotKey) -> Option<TaskInfo> {
+        self.with_entry(key, |e| TaskInfo {
+            name: e.name.clone(),
+            location: e.location,
+            started: e.started,
+            state: e.state,
+        })
+    }
+
+    pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
+        for shard in 0..self.shards.len() {
+            let slots = self.lock(shard);
+            out.extend(slots.slots.iter().filter_map(|s| {
+                s.entry.as_ref().map(|e| TaskInfo {
+                    name: e.name.clone(),
+                    location: e.location,
+                    started: e.started,
+                    state: e.state,
+                })
+            }));
+        }
+    }
+
+    /// Aborts every live task that has an abort handle; returns how many.
+    pub(crate) fn abort_all(&self) -> usize {
+        let mut handles = Vec::new();
+        for shard in 0..self.shards.len() {
+            let slots = self.lock(shard);
+            handles.extend(
+                slots
+                    .slots
+                    .iter()
+                    .filter_map(|s| s.entry.as_ref().and_then(|e| e.abort.clone())),
+            );
+        }
+        // Abort outside the locks: aborting may drop a future that removes its entry.
+        for h in &handles {
+            h.abort();
+        }
+        handles.len()
+    }
+
+    /// Marks every task still present as blocking (it did not stop when aborted).
+    pub(crate) fn mark_all_blocking(&self) {
+        for shard in 0..self.shards.len() {
+            let mut slots = self.lock(shard);
+            for slot in &mut slots.slots {
+                if let Some(e) = slot.entry.as_mut() {
+                    e.state = TaskState::Blocking;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_remove_counts_and_reuses_slots() {
+        let r = Registry::new();
+        let loc = Location::caller();
+        let a = r.insert("a".into(), loc, TaskState::Running);
+        let b = r.insert("b".into(), loc, TaskState::Running);
+        assert_eq!(r.live(), 2);
+        assert!(!r.remove(a, Outcome::Completed) || a.shard != b.shard);
+        assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
+        let c = r.insert("c".into(), loc, TaskState::Running);
+        assert_eq!((c.shard, c.index), (a.shard, a.index), "slot reused");
+        assert_ne!(c.generation, a.generation, "with a new generation");
+        assert_eq!(
+            r.set_state(a, TaskState::Blocking),
+            None,
+            "stale key ignored"
+        );
+        r.remove(b, Outcome::Failed);
+        assert!(
+            r.remove(c, Outcome::Cancelled),
+            "the last removal empties the shard"
+        );
+        let t = r.totals();
+        assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 1, 1, 1));
+    }
+
+    #[test]
+    fn snapshot_sees_states() {
+        let r = Registry::new();
+        let k = r.insert("x".into(), Location::caller(), TaskState::Running);
+        r.set_state(k, TaskState::CleaningUp);
+        let mut v = Vec::new();
+        r.snapshot_into(&mut v);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].state(), TaskState::CleaningUp);
+        assert_eq!(v[0].name(), "x");
+    }
+}

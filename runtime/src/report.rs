@@ -1,0 +1,754 @@
+//! What a shutdown did: the [`Report`] and its parts.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use crate::duration::Human;
+use crate::error::Cause;
+use crate::registry::{TaskInfo, TaskState};
+use crate::scope::Stats;
+
+/// A step of the shutdown sequence, as timed in the [`Report`].
+///
+/// ```
+/// assert_eq!(sundown::Step::Drain.to_string(), "drain");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Keep serving after readiness went false (`delay`).
+    Delay,
+    /// Cancel the scope's token.
+    Cancel,
+    /// Wait for the tracked tasks to finish.
+    Drain,
+    /// Abort the stragglers and wait briefly for them to go.
+    Abort,
+    /// Run the close hooks, last registered first.
+    Close,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Delay => "delay",
+            Step::Cancel => "cancel",
+            Step::Drain => "drain",
+            Step::Abort => "abort",
+            Step::Close => "close",
+        })
+    }
+}
+
+/// How long one step took and whether it ran into its deadline.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+/// let drain = report.steps().iter().find(|s| s.step() == sundown::Step::Drain).unwrap();
+/// assert!(!drain.hit_deadline());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct StepTiming {
+    pub(crate) step: Step,
+    pub(crate) elapsed: Duration,
+    pub(crate) hit_deadline: bool,
+}
+
+impl StepTiming {
+    /// Which step.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.steps()[0].step(), sundown::Step::Cancel);
+    /// # }
+    /// ```
+    pub fn step(&self) -> Step {
+        self.step
+    }
+
+    /// How long it took.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.steps()[0].elapsed() < std::time::Duration::from_secs(1));
+    /// # }
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// True when the step was cut by its deadline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.steps().iter().all(|s| !s.hit_deadline()));
+    /// # }
+    /// ```
+    pub fn hit_deadline(&self) -> bool {
+        self.hit_deadline
+    }
+}
+
+/// What went wrong in a failure.
+///
+/// ```
+/// let kind = sundown::FailureKind::Panicked("boom".into());
+/// assert_eq!(kind.to_string(), "panicked: boom");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The task panicked; the panic message.
+    Panicked(String),
+    /// The task returned `Err` and nobody could await it; the error's `{:?}`.
+    Returned(String),
+    /// A `#[cancel_safe]` cleanup panicked or returned `Err`.
+    Cleanup(String),
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Panicked(m) => write!(f, "panicked: {m}"),
+            FailureKind::Returned(m) => write!(f, "returned Err: {m}"),
+            FailureKind::Cleanup(m) => write!(f, "cleanup failed: {m}"),
+        }
+    }
+}
+
+/// A tracked task that failed: its name, spawn location and what happened.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// let _ = scope.spawn_named("parser", async { panic!("bad input") }).await;
+/// let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+/// let failure = &report.failures()[0];
+/// assert_eq!(failure.task(), "parser");
+/// assert_eq!(failure.kind(), &sundown::FailureKind::Panicked("bad input".into()));
+/// assert_eq!(report.exit_code(), 1);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Failure {
+    task: Cow<'static, str>,
+    location: &'static Location<'static>,
+    kind: FailureKind,
+}
+
+impl Failure {
+    pub(crate) fn new(
+        task: Cow<'static, str>,
+        location: &'static Location<'static>,
+        kind: FailureKind,
+    ) -> Self {
+        Failure {
+            task,
+            location,
+            kind,
+        }
+    }
+
+    pub(crate) fn task_name_owned(&self) -> Cow<'static, str> {
+        self.task.clone()
+    }
+
+    /// The failed task's name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # let _ = scope.spawn_named("t", async { panic!("x") }).await;
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.failures()[0].task(), "t");
+    /// # }
+    /// ```
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// Where the failed task was spawned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # let _ = scope.spawn_named("t", async { panic!("x") }).await;
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.failures()[0].location().file().ends_with(".rs"));
+    /// # }
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// What happened.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # let _ = scope.spawn_named("t", async { panic!("x") }).await;
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(matches!(report.failures()[0].kind(), sundown::FailureKind::Panicked(_)));
+    /// # }
+    /// ```
+    pub fn kind(&self) -> &FailureKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "task `{}` ({}:{}) {}",
+            self.task,
+            self.location.file(),
+            self.location.line(),
+            self.kind
+        )
+    }
+}
+
+/// A `#[cancel_safe]` function whose cleanup did not run to its end: dropped from
+/// outside before it could start (`select!`, `timeout`, abort), or cut by its timeout
+/// or the hard deadline.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+/// assert!(report.dropped_cleanups().is_empty());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct DroppedCleanup {
+    pub(crate) function: &'static str,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) why: CleanupLoss,
+}
+
+/// Why a cleanup did not complete.
+///
+/// ```
+/// assert_eq!(sundown::CleanupLoss::DroppedFromOutside.to_string(),
+///            "dropped from outside before its cleanup could run");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CleanupLoss {
+    /// The function's future was dropped while its body was pending.
+    DroppedFromOutside,
+    /// The cleanup ran past its timeout and was cut.
+    TimedOut(Duration),
+    /// The cleanup was cut by the hard deadline or a forced shutdown.
+    Forced,
+    /// The cleanup's future was dropped while it ran.
+    CleanupDropped,
+}
+
+impl fmt::Display for CleanupLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CleanupLoss::DroppedFromOutside => {
+                f.write_str("dropped from outside before its cleanup could run")
+            }
+            CleanupLoss::TimedOut(d) => write!(f, "cleanup cut after its {} timeout", Human(*d)),
+            CleanupLoss::Forced => f.write_str("cleanup cut by the hard deadline"),
+            CleanupLoss::CleanupDropped => f.write_str("cleanup dropped while it ran"),
+        }
+    }
+}
+
+impl DroppedCleanup {
+    /// The `#[cancel_safe]` function.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// for d in report.dropped_cleanups() { println!("{}", d.function()); }
+    /// # }
+    /// ```
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// Where the function is defined.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// for d in report.dropped_cleanups() { println!("{}", d.location()); }
+    /// # }
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// Why the cleanup did not complete.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// for d in report.dropped_cleanups() { println!("{}", d.why()); }
+    /// # }
+    /// ```
+    pub fn why(&self) -> CleanupLoss {
+        self.why
+    }
+}
+
+impl fmt::Display for DroppedCleanup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` ({}:{}) {}",
+            self.function,
+            self.location.file(),
+            self.location.line(),
+            self.why
+        )
+    }
+}
+
+/// How a close hook ended.
+///
+/// ```
+/// assert_eq!(sundown::CloseOutcome::Done.to_string(), "done");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseOutcome {
+    /// It finished.
+    Done,
+    /// It ran past its share of the budget and was abandoned.
+    TimedOut,
+    /// It panicked; the message.
+    Panicked(String),
+    /// It was not run: the budget was already spent.
+    Skipped,
+}
+
+impl fmt::Display for CloseOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseOutcome::Done => f.write_str("done"),
+            CloseOutcome::TimedOut => f.write_str("timed out"),
+            CloseOutcome::Panicked(m) => write!(f, "panicked: {m}"),
+            CloseOutcome::Skipped => f.write_str("skipped: no budget left"),
+        }
+    }
+}
+
+/// One close hook's result.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.on_close("cache", async {});
+/// let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+/// assert_eq!(report.closes()[0].outcome(), &sundown::CloseOutcome::Done);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CloseResult {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) elapsed: Duration,
+    pub(crate) outcome: CloseOutcome,
+}
+
+impl CloseResult {
+    /// The hook's name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # scope.on_close("cache", async {});
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.closes()[0].name(), "cache");
+    /// # }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long it ran.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # scope.on_close("cache", async {});
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.closes()[0].elapsed() < std::time::Duration::from_secs(1));
+    /// # }
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// How it ended.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let scope = sundown::Shutdown::new();
+    /// # scope.on_close("cache", async {});
+    /// # let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.closes()[0].outcome(), &sundown::CloseOutcome::Done);
+    /// # }
+    /// ```
+    pub fn outcome(&self) -> &CloseOutcome {
+        &self.outcome
+    }
+}
+
+/// What a shutdown did: its cause, each step's timing, the stragglers, the failures,
+/// the close hooks' results, and the exit code that sums it up.
+///
+/// `Display` prints the summary the process runner writes to stderr.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.trigger("maintenance");
+/// let report = scope.shutdown(Duration::from_secs(5)).await;
+/// assert_eq!(report.cause(), Some(&sundown::Cause::Trigger("maintenance".into())));
+/// assert_eq!(report.exit_code(), 0);
+/// println!("{report}");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub(crate) cause: Option<Cause>,
+    pub(crate) budget: Duration,
+    pub(crate) total: Duration,
+    pub(crate) steps: Vec<StepTiming>,
+    pub(crate) stragglers: Vec<TaskInfo>,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) failures_total: u64,
+    pub(crate) dropped_cleanups: Vec<DroppedCleanup>,
+    pub(crate) dropped_cleanups_total: u64,
+    pub(crate) closes: Vec<CloseResult>,
+    pub(crate) stats: Stats,
+}
+
+impl Report {
+    /// What started the shutdown.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.cause(), Some(&sundown::Cause::ShutdownCalled));
+    /// # }
+    /// ```
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+
+    /// The budget the sequence ran in.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(3)).await;
+    /// assert_eq!(report.budget(), std::time::Duration::from_secs(3));
+    /// # }
+    /// ```
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// How long the whole sequence took.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(3)).await;
+    /// assert!(report.total() <= report.budget());
+    /// # }
+    /// ```
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// Each step with its timing, in order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// let names: Vec<String> = report.steps().iter().map(|s| s.step().to_string()).collect();
+    /// assert_eq!(names, ["cancel", "drain", "abort", "close"]);
+    /// # }
+    /// ```
+    pub fn steps(&self) -> &[StepTiming] {
+        &self.steps
+    }
+
+    /// Tasks still running at the drain deadline, aborted; those that did not stop even
+    /// then have state [`TaskState::Blocking`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.stragglers().is_empty());
+    /// # }
+    /// ```
+    pub fn stragglers(&self) -> &[TaskInfo] {
+        &self.stragglers
+    }
+
+    /// The first failures of tracked tasks (at most 64; see
+    /// [`failure_count`](Report::failure_count) for all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.failures().is_empty());
+    /// # }
+    /// ```
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// How many failures there were in all.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.failure_count(), 0);
+    /// # }
+    /// ```
+    pub fn failure_count(&self) -> u64 {
+        self.failures_total
+    }
+
+    /// `#[cancel_safe]` functions whose cleanup did not complete (at most 64 kept).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.dropped_cleanups().is_empty());
+    /// # }
+    /// ```
+    pub fn dropped_cleanups(&self) -> &[DroppedCleanup] {
+        &self.dropped_cleanups
+    }
+
+    /// Each close hook's result, in the order they ran (last registered first).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(report.closes().is_empty());
+    /// # }
+    /// ```
+    pub fn closes(&self) -> &[CloseResult] {
+        &self.closes
+    }
+
+    /// Task counts at the end of the sequence.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.stats().running, 0);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// True when the budget ran out: stragglers were aborted or a close hook timed out.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(!report.budget_exceeded());
+    /// # }
+    /// ```
+    pub fn budget_exceeded(&self) -> bool {
+        !self.stragglers.is_empty()
+            || self
+                .closes
+                .iter()
+                .any(|c| matches!(c.outcome, CloseOutcome::TimedOut | CloseOutcome::Skipped))
+    }
+
+    /// `124` when the budget ran out, else `1` when a task or close hook failed, else `0`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let report = sundown::Shutdown::new().shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.exit_code(), 0);
+    /// # }
+    /// ```
+    pub fn exit_code(&self) -> i32 {
+        if self.budget_exceeded() {
+            124
+        } else if self.failures_total > 0
+            || self
+                .closes
+                .iter()
+                .any(|c| matches!(c.outcome, CloseOutcome::Panicked(_)))
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Writes the straggler table: name, `file:line`, age, state.
+pub(crate) fn write_task_table(
+    f: &mut dyn fmt::Write,
+    tasks: &[TaskInfo],
+    limit: usize,
+) -> fmt::Result {
+    let shown = &tasks[..tasks.len().min(limit)];
+    let name_w = shown
+        .iter()
+        .map(|t| t.name().len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let loc: Vec<String> = shown
+        .iter()
+        .map(|t| format!("{}:{}", t.location().file(), t.location().line()))
+        .collect();
+    let loc_w = loc.iter().map(String::len).max().unwrap_or(8).clamp(8, 60);
+    writeln!(
+        f,
+        "  {:<name_w$}  {:<loc_w$}  {:>8}  state",
+        "task", "spawned at", "age"
+    )?;
+    for (t, l) in shown.iter().zip(&loc) {
+        writeln!(
+            f,
+            "  {:<name_w$}  {:<loc_w$}  {:>8}  {}",
+            t.name(),
+            l,
+            Human(t.age()).to_string(),
+            t.state()
+        )?;
+    }
+    if tasks.len() > shown.len() {
+        writeln!(f, "  … and {} more", tasks.len() - shown.len())?;
+    }
+    Ok(())
+}
+
+/// How many rows of a task table are printed before "… and N more".
+pub(crate) const TABLE_ROWS: usize = 50;
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = self
+            .cause
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+        write!(
+            f,
+            "shutdown ({cause}) took {} of {}:",
+            Human(self.total),
+            Human(self.budget)
+        )?;
+        for s in &self.steps {
+            write!(
+                f,
+                " {} {}{}",
+                s.step,
+                Human(s.elapsed),
+                if s.hit_deadline { " (deadline)" } else { "" }
+            )?;
+            if s.step != Step::Close {
+                f.write_str(",")?;
+            }
+        }
+        writeln!(f)?;
+        if !self.stragglers.is_empty() {
+            let blocking = self
+                .stragglers
+                .iter()
+                .filter(|t| t.state() == TaskState::Blocking)
+                .count();
+            writeln!(
+                f,
+                "{} task(s) still running at the drain deadline were aborted ({} blocking their thread):",
+                self.stragglers.len(),
+                blocking
+            )?;
+            write_task_table(f, &self.stragglers, TABLE_ROWS)?;
+        }
+        for c in &self.closes {
+            if c.outcome != CloseOutcome::Done {
+                writeln!(
+                    f,
+                    "close hook `{}`: {} after {}",
+                    c.name,
+                    c.outcome,
+                    Human(c.elapsed)
+                )?;
+            }
+        }
+        if self.failures_total > 0 {
+            writeln!(f, "{} task failure(s):", self.failures_total)?;
+            for x in &self.failures {
+                writeln!(f, "  {x}")?;
+            }
+            let rest = self.failures_total - self.failures.len() as u64;
+            if rest > 0 {
+                writeln!(f, "  … and {rest} more")?;
+            }
+        }
+        if self.dropped_cleanups_total > 0 {
+            writeln!(
+                f,
+                "{} cleanup(s) did not complete:",
+                self.dropped_cleanups_total
+            )?;
+            for d in &self.dropped_cleanups {
+                writeln!(f, "  {d}")?;
+            }
+        }
+        write!(
+            f,
+            "tasks: {} completed, {} failed, {} cancelled; exit code {}",
+            self.stats.completed,
+            self.stats.failed,
+            self.stats.cancelled,
+            self.exit_code()
+        )
+    }
+}

@@ -1,0 +1,255 @@
+//! `#[graceful_main]` on real processes receiving real signals: one test per exit code
+//! and per behaviour. Timing bounds are generous for a loaded 2-core machine.
+
+use std::time::Duration;
+
+use sundown_tests::{Program, Start, line_of};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_fixture");
+const FIXTURE_SOURCE: &str = include_str!("../src/bin/fixture.rs");
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+fn start(mode: &str) -> Program {
+    Program::start(FIXTURE, mode, Start::default())
+}
+
+#[test]
+fn sigterm_with_cooperative_tasks_exits_0() {
+    let mut p = start("clean");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_secs(3), "{:?}", end.elapsed);
+    assert!(
+        end.stderr.contains("SIGTERM received: shutting down within 9s (send SIGTERM again to force exit)"),
+        "{}",
+        end.stderr
+    );
+    for i in 0..4 {
+        assert!(end.stdout.contains(&format!("worker {i} done")), "{:?}", end.stdout);
+    }
+    assert!(end.stderr.contains("exit code 0"), "{}", end.stderr);
+}
+
+#[test]
+fn sigint_works_like_sigterm() {
+    let mut p = start("clean");
+    p.signal("INT");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(end.stderr.contains("SIGINT received"), "{}", end.stderr);
+}
+
+#[test]
+fn a_straggler_makes_exit_124_with_the_users_file_and_line() {
+    let mut p = start("stubborn");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(124), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_secs(2), "exited after {:?}", end.elapsed);
+    let line = line_of(FIXTURE_SOURCE, "// STRAGGLER LINE");
+    let at = format!("fixture.rs:{line}");
+    assert!(end.stderr.contains("ignore_cancellation"), "{}", end.stderr);
+    assert!(end.stderr.contains(&at), "expected {at} in: {}", end.stderr);
+}
+
+#[test]
+fn a_second_signal_forces_exit_128_plus_n_at_once() {
+    let mut p = start("patient");
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.is_running(), "a 20s budget keeps it draining");
+    p.signal("INT");
+    let end = p.wait(Duration::from_secs(5));
+    assert_eq!(end.code(), Some(128 + SIGINT), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_millis(500), "forced exit took {:?}", end.elapsed);
+    assert!(end.stderr.contains("second SIGINT: forcing exit now (130)"), "{}", end.stderr);
+    assert!(end.stderr.contains("ignore_cancellation"), "the table is printed: {}", end.stderr);
+}
+
+#[test]
+fn a_second_sigterm_exits_143() {
+    let mut p = start("patient");
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(5));
+    assert_eq!(end.code(), Some(128 + SIGTERM), "{}", end.stderr);
+}
+
+#[test]
+fn a_third_signal_kills_by_the_signal_even_when_the_exit_path_is_stuck() {
+    // stderr is a full pipe: every write blocks, including the forced-exit table.
+    let mut p = Program::start(
+        FIXTURE,
+        "patient",
+        Start {
+            env: vec![("FIXTURE_FILL_STDERR", "1")],
+            unread_stderr: true,
+            ..Start::default()
+        },
+    );
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    p.signal("TERM");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(5));
+    assert_eq!(end.signal(), Some(SIGTERM), "died by SIGTERM, not exit: {:?}", end.status);
+}
+
+#[test]
+fn the_second_signal_exits_in_time_even_when_stderr_is_blocked() {
+    let mut p = Program::start(
+        FIXTURE,
+        "patient",
+        Start {
+            env: vec![("FIXTURE_FILL_STDERR", "1")],
+            unread_stderr: true,
+            ..Start::default()
+        },
+    );
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    p.signal("INT");
+    let end = p.wait(Duration::from_secs(5));
+    assert_eq!(end.code(), Some(128 + SIGINT));
+    assert!(end.elapsed < Duration::from_millis(600), "took {:?}", end.elapsed);
+}
+
+#[test]
+fn exit_signal_mode_dies_by_the_signal_after_a_graceful_shutdown() {
+    let mut p = start("exit_signal");
+    p.signal("INT");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.signal(), Some(SIGINT), "{:?} {}", end.status, end.stderr);
+    assert!(end.stdout.contains(&"worker 0 done".to_string()), "graceful first: {:?}", end.stdout);
+}
+
+#[test]
+fn sundown_timeout_overrides_the_budget() {
+    let mut p = Program::start(
+        FIXTURE,
+        "patient",
+        Start {
+            env: vec![("SUNDOWN_TIMEOUT", "500ms")],
+            ..Start::default()
+        },
+    );
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(124), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_millis(1500), "a 20s budget cut to 500ms took {:?}", end.elapsed);
+    assert!(end.stderr.contains("shutting down within 500ms"), "{}", end.stderr);
+}
+
+#[test]
+fn a_bad_sundown_timeout_stops_the_program_before_the_body() {
+    let p = Program::start(
+        FIXTURE,
+        "clean",
+        Start {
+            env: vec![("SUNDOWN_TIMEOUT", "soon")],
+            no_wait: true,
+            ..Start::default()
+        },
+    );
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(1));
+    assert!(end.stderr.contains("SUNDOWN_TIMEOUT=\"soon\" is not a valid duration"), "{}", end.stderr);
+    assert!(!end.stdout.contains(&"ready".to_string()), "the body never ran");
+}
+
+#[test]
+fn delay_turns_readiness_off_first_and_cancels_later() {
+    let mut p = start("delay");
+    p.signal("TERM");
+    let sent = p.signalled_at.unwrap();
+    let not_ready = p.wait_for_line("not ready", Duration::from_secs(5));
+    let cancelled = p.wait_for_line("cancelled", Duration::from_secs(5));
+    assert!(not_ready - sent < Duration::from_millis(300), "readiness off after {:?}", not_ready - sent);
+    assert!(cancelled - sent >= Duration::from_millis(550), "cancelled after only {:?}", cancelled - sent);
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(end.stderr.contains("readiness off, serving 600ms more"), "{}", end.stderr);
+    assert!(end.stderr.contains("delay 6"), "the delay step is timed: {}", end.stderr);
+}
+
+#[test]
+fn the_dump_signal_prints_the_task_table_and_keeps_running() {
+    let mut p = start("dump");
+    p.signal("USR1");
+    p.wait_for_stderr("task dump", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(p.is_running());
+    let table = p.stderr();
+    assert!(table.contains("worker") && table.contains("fixture.rs:"), "{table}");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+}
+
+#[test]
+fn main_returning_starts_shutdown_and_tasks_get_the_budget() {
+    let p = start("main_returns");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(end.stdout.contains(&"finisher done".to_string()), "{:?}", end.stdout);
+}
+
+#[test]
+fn a_panicking_task_makes_exit_1_with_its_name_and_message() {
+    let mut p = start("task_panics");
+    p.wait_for_stderr("boom", Duration::from_secs(5));
+    assert!(p.is_running(), "on_task_failure = \"log\" keeps running");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(1), "{}", end.stderr);
+    assert!(end.stderr.contains("task `explode`") && end.stderr.contains("panicked: boom"), "{}", end.stderr);
+}
+
+#[test]
+fn on_task_failure_shutdown_stops_the_program() {
+    let p = start("task_panics_shutdown");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(1), "{}", end.stderr);
+    assert!(end.stderr.contains("shutdown (task `explode` failed)"), "{}", end.stderr);
+}
+
+#[test]
+fn an_untracked_task_is_reported_at_exit() {
+    let mut p = start("untracked");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(end.stderr.contains("1 untracked task(s) were still pending"), "{}", end.stderr);
+}
+
+#[test]
+fn an_hour_long_blocking_job_does_not_delay_exit_past_the_budget() {
+    let mut p = start("blocking_hour");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(124), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_secs(2), "took {:?}", end.elapsed);
+    assert!(end.stderr.contains("blocking"), "{}", end.stderr);
+}
+
+#[test]
+fn a_body_error_exits_1_printed_like_std() {
+    let p = start("body_err");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(1));
+    assert!(end.stderr.contains("Error: config file missing"), "{}", end.stderr);
+}
+
+#[test]
+fn a_stuck_current_thread_runtime_still_exits_on_time_with_its_table() {
+    let mut p = start("current_thread_stuck");
+    std::thread::sleep(Duration::from_millis(100));
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(124), "{}", end.stderr);
+    assert!(end.elapsed < Duration::from_secs(2), "took {:?}", end.elapsed);
+    assert!(end.stderr.contains("spin") && end.stderr.contains("blocking"), "{}", end.stderr);
+}

@@ -87,10 +87,12 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             let __sundown_token = #krate::__private::TokenChoice::Ambient;
         },
         Some(expr) => {
-            // Bound by `let` so a temporary token lives as long as the call.
-            let source = quote_spanned!(reported_at(expr.span())=> &(#expr));
-            quote! {
-                let __sundown_token_source = #source;
+            // Bound by `let` so a temporary token lives as long as the call; reported at
+            // the user's expression when it is not a token.
+            let at_token = reported_at(expr.span());
+            let krate = respan(quote!(#krate), at_token);
+            quote_spanned! {at_token=>
+                let __sundown_token_source = &(#expr);
                 let __sundown_token = #krate::__private::TokenChoice::Given(
                     #krate::__private::TokenSource::token_ref(__sundown_token_source),
                 );

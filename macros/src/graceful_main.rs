@@ -97,9 +97,17 @@ fn expand_checked(
     let run_main = respan(quote!(#krate::__private::run_main), name.span());
     let call = quote_spanned!(name.span()=> #run_main(__sundown_config, __sundown_main));
 
+    // As with std's `Termination`, an error must be printable: `Error: {:?}`.
+    let ret_once = respan(ret.clone(), ret_span);
+    let output_is_debug = quote_spanned! {ret_span=>
+        __sundown_output_is_debug::<#ret_once>();
+    };
+
     quote! {
         #(#attrs)*
         #vis fn #name() {
+            fn __sundown_output_is_debug<T: ::core::fmt::Debug>() {}
+            #output_is_debug
             #[allow(clippy::needless_update)]
             let __sundown_config = #krate::__private::MainConfig {
                 name: #name_text,

@@ -47,6 +47,16 @@ enum FeedError {
     Cancelled(Cancelled),
 }
 
+impl std::fmt::Display for FeedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedError::Cancelled(c) => write!(f, "feed stopped: {c}"),
+        }
+    }
+}
+
+impl std::error::Error for FeedError {}
+
 impl From<Cancelled> for FeedError {
     fn from(c: Cancelled) -> Self {
         FeedError::Cancelled(c)

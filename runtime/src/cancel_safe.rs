@@ -93,6 +93,8 @@ pub enum BodyExit<T> {
 pub struct Cancellation {
     site: SiteInfo,
     ambient: Option<Ambient>,
+    /// False when the call was cancelled before its body ran: nothing to clean up.
+    body_ran: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -193,6 +195,7 @@ pub async fn cancel_safe_body<F: Future>(
             return BodyExit::Cancelled(Cancellation {
                 site: info,
                 ambient: watch.ambient,
+                body_ran: false,
             });
         }
     }
@@ -224,6 +227,7 @@ pub async fn cancel_safe_body<F: Future>(
             Poll::Ready(BodyExit::Cancelled(Cancellation {
                 site: info,
                 ambient: w.ambient.take(),
+                body_ran: true,
             }))
         } else {
             Poll::Pending
@@ -251,12 +255,15 @@ impl Cancellation {
     /// Runs the cleanup once: shielded from the cancellation that stopped the body (so
     /// `#[cancel_safe]` calls inside it work), bounded by the cleanup timeout and cut
     /// by the hard deadline or a forced shutdown. A cleanup that fails, panics or is
-    /// cut is reported.
+    /// cut is reported. A body that never ran has nothing to clean up.
     pub async fn run_cleanup<C: IntoFuture>(
         self,
         cleanup: C,
         classify: fn(&C::Output) -> TaskOutcome,
     ) -> Self {
+        if !self.body_ran {
+            return self;
+        }
         let scope = self.ambient.as_ref().map(|a| a.scope.clone());
         let task = self.ambient.as_ref().and_then(|a| a.task);
         let _restore = match (&scope, task) {

@@ -27,26 +27,24 @@ use crate::registry::TaskState;
 /// assert!(committed);
 /// # }
 /// ```
-pub fn shield<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    async move {
-        let Some(mut here) = ambient::current() else {
-            return fut.await;
-        };
-        let restore = here.task.and_then(|key| {
-            let registry = &here.scope.inner.registry;
-            registry
-                .set_state(key, TaskState::Shielded)
-                .map(|previous| RestoreState {
-                    scope: here.scope.clone(),
-                    key,
-                    previous,
-                })
-        });
-        here.shielded = true;
-        let out = ambient::scope(here, fut).await;
-        drop(restore);
-        out
-    }
+pub async fn shield<F: Future>(fut: F) -> F::Output {
+    let Some(mut here) = ambient::current() else {
+        return fut.await;
+    };
+    let restore = here.task.and_then(|key| {
+        let registry = &here.scope.inner.registry;
+        registry
+            .set_state(key, TaskState::Shielded)
+            .map(|previous| RestoreState {
+                scope: here.scope.clone(),
+                key,
+                previous,
+            })
+    });
+    here.shielded = true;
+    let out = ambient::scope(here, fut).await;
+    drop(restore);
+    out
 }
 
 struct RestoreState {

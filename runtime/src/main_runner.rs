@@ -327,7 +327,7 @@ where
         let mut report = loop {
             let woke = std::future::poll_fn(|cx| {
                 if let Poll::Ready(r) = sequence.as_mut().poll(cx) {
-                    return Poll::Ready(Wake::Report(r));
+                    return Poll::Ready(Wake::Report(Box::new(r)));
                 }
                 if let Some(b) = body.as_mut() {
                     if let Poll::Ready(r) = b.as_mut().poll(cx) {
@@ -341,7 +341,7 @@ where
             })
             .await;
             match woke {
-                Wake::Report(r) => break r,
+                Wake::Report(r) => break *r,
                 Wake::Body(r) => result = Some(body_result(r)),
                 // Stragglers are being aborted: the body is one of them.
                 Wake::Aborted => {}
@@ -392,7 +392,7 @@ type BodyFuture<'a> =
     Pin<Box<dyn Future<Output = Result<TaskOutcome, Box<dyn std::any::Any + Send>>> + 'a>>;
 
 enum Wake {
-    Report(Report),
+    Report(Box<Report>),
     Body(Result<TaskOutcome, Box<dyn std::any::Any + Send>>),
     Aborted,
 }
@@ -413,7 +413,11 @@ fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match msg {
-            Ok(Control::Signal(SignalEvent::Terminate { name, number, nth })) if nth == 1 => {
+            Ok(Control::Signal(SignalEvent::Terminate {
+                name,
+                number,
+                nth: 1,
+            })) => {
                 let started = shared.mark_started(Some((name, number)));
                 hard_at.get_or_insert(started + shared.budget);
                 first_signal_line(shared, name);

@@ -39,12 +39,12 @@ async fn an_err_nobody_can_await_is_a_failure_but_a_kept_handle_is_the_callers()
     scope
         .enter(async {
             // Detached: the handle is discarded where the task is spawned.
-            let _ = spawn_tracked(
+            drop(spawn_tracked(
                 "sync_feed",
                 true,
                 async { Err::<(), _>("feed gone".to_string()) },
                 classify,
-            );
+            ));
             // Kept: the spawner awaits it and handles the error itself.
             let kept = spawn_tracked(
                 "fetch",

@@ -59,10 +59,12 @@ async fn cancellation_is_level_triggered() {
         Some(Cause::Trigger("first".into())),
         "the first cause wins"
     );
-    let late = scope.enter(async { sundown::requested() }).await;
-    tokio::time::timeout(Duration::from_millis(1), late)
-        .await
-        .expect("a waiter created after the request resolves at once");
+    tokio::time::timeout(
+        Duration::from_millis(1),
+        scope.enter(async { sundown::requested().await }),
+    )
+    .await
+    .expect("a waiter created after the request resolves at once");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,8 @@
 //! Helpers for tests that run fixture programs as real processes and send them real
 //! signals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -92,7 +94,9 @@ impl Program {
                     if n == 0 {
                         return;
                     }
-                    buf.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    buf.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
             });
         }
@@ -180,7 +184,10 @@ impl Program {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the program did not exit within {within:?}; stderr: {}", self.stderr());
+                panic!(
+                    "the program did not exit within {within:?}; stderr: {}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         };

@@ -22,12 +22,18 @@ fn sigterm_with_cooperative_tasks_exits_0() {
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
     assert!(end.elapsed < Duration::from_secs(3), "{:?}", end.elapsed);
     assert!(
-        end.stderr.contains("SIGTERM received: shutting down within 9s (send SIGTERM again to force exit)"),
+        end.stderr.contains(
+            "SIGTERM received: shutting down within 9s (send SIGTERM again to force exit)"
+        ),
         "{}",
         end.stderr
     );
     for i in 0..4 {
-        assert!(end.stdout.contains(&format!("worker {i} done")), "{:?}", end.stdout);
+        assert!(
+            end.stdout.contains(&format!("worker {i} done")),
+            "{:?}",
+            end.stdout
+        );
     }
     assert!(end.stderr.contains("exit code 0"), "{}", end.stderr);
 }
@@ -47,7 +53,11 @@ fn a_straggler_makes_exit_124_with_the_users_file_and_line() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(end.elapsed < Duration::from_secs(2), "exited after {:?}", end.elapsed);
+    assert!(
+        end.elapsed < Duration::from_secs(2),
+        "exited after {:?}",
+        end.elapsed
+    );
     let line = line_of(FIXTURE_SOURCE, "// STRAGGLER LINE");
     let at = format!("fixture.rs:{line}");
     assert!(end.stderr.contains("ignore_cancellation"), "{}", end.stderr);
@@ -63,9 +73,21 @@ fn a_second_signal_forces_exit_128_plus_n_at_once() {
     p.signal("INT");
     let end = p.wait(Duration::from_secs(5));
     assert_eq!(end.code(), Some(128 + SIGINT), "{}", end.stderr);
-    assert!(end.elapsed < Duration::from_millis(500), "forced exit took {:?}", end.elapsed);
-    assert!(end.stderr.contains("second SIGINT: forcing exit now (130)"), "{}", end.stderr);
-    assert!(end.stderr.contains("ignore_cancellation"), "the table is printed: {}", end.stderr);
+    assert!(
+        end.elapsed < Duration::from_millis(500),
+        "forced exit took {:?}",
+        end.elapsed
+    );
+    assert!(
+        end.stderr.contains("second SIGINT: forcing exit now (130)"),
+        "{}",
+        end.stderr
+    );
+    assert!(
+        end.stderr.contains("ignore_cancellation"),
+        "the table is printed: {}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -95,7 +117,12 @@ fn a_third_signal_kills_by_the_signal_even_when_the_exit_path_is_stuck() {
     p.signal("TERM");
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(5));
-    assert_eq!(end.signal(), Some(SIGTERM), "died by SIGTERM, not exit: {:?}", end.status);
+    assert_eq!(
+        end.signal(),
+        Some(SIGTERM),
+        "died by SIGTERM, not exit: {:?}",
+        end.status
+    );
 }
 
 #[test]
@@ -114,7 +141,11 @@ fn the_second_signal_exits_in_time_even_when_stderr_is_blocked() {
     p.signal("INT");
     let end = p.wait(Duration::from_secs(5));
     assert_eq!(end.code(), Some(128 + SIGINT));
-    assert!(end.elapsed < Duration::from_millis(600), "took {:?}", end.elapsed);
+    assert!(
+        end.elapsed < Duration::from_millis(600),
+        "took {:?}",
+        end.elapsed
+    );
 }
 
 #[test]
@@ -122,8 +153,18 @@ fn exit_signal_mode_dies_by_the_signal_after_a_graceful_shutdown() {
     let mut p = start("exit_signal");
     p.signal("INT");
     let end = p.wait(Duration::from_secs(10));
-    assert_eq!(end.signal(), Some(SIGINT), "{:?} {}", end.status, end.stderr);
-    assert!(end.stdout.contains(&"worker 0 done".to_string()), "graceful first: {:?}", end.stdout);
+    assert_eq!(
+        end.signal(),
+        Some(SIGINT),
+        "{:?} {}",
+        end.status,
+        end.stderr
+    );
+    assert!(
+        end.stdout.contains(&"worker 0 done".to_string()),
+        "graceful first: {:?}",
+        end.stdout
+    );
 }
 
 #[test]
@@ -139,8 +180,16 @@ fn sundown_timeout_overrides_the_budget() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(end.elapsed < Duration::from_millis(1500), "a 20s budget cut to 500ms took {:?}", end.elapsed);
-    assert!(end.stderr.contains("shutting down within 500ms"), "{}", end.stderr);
+    assert!(
+        end.elapsed < Duration::from_millis(1500),
+        "a 20s budget cut to 500ms took {:?}",
+        end.elapsed
+    );
+    assert!(
+        end.stderr.contains("shutting down within 500ms"),
+        "{}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -156,8 +205,16 @@ fn a_bad_sundown_timeout_stops_the_program_before_the_body() {
     );
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(1));
-    assert!(end.stderr.contains("SUNDOWN_TIMEOUT=\"soon\" is not a valid duration"), "{}", end.stderr);
-    assert!(!end.stdout.contains(&"ready".to_string()), "the body never ran");
+    assert!(
+        end.stderr
+            .contains("SUNDOWN_TIMEOUT=\"soon\" is not a valid duration"),
+        "{}",
+        end.stderr
+    );
+    assert!(
+        !end.stdout.contains(&"ready".to_string()),
+        "the body never ran"
+    );
 }
 
 #[test]
@@ -167,12 +224,28 @@ fn delay_turns_readiness_off_first_and_cancels_later() {
     let sent = p.signalled_at.unwrap();
     let not_ready = p.wait_for_line("not ready", Duration::from_secs(5));
     let cancelled = p.wait_for_line("cancelled", Duration::from_secs(5));
-    assert!(not_ready - sent < Duration::from_millis(300), "readiness off after {:?}", not_ready - sent);
-    assert!(cancelled - sent >= Duration::from_millis(550), "cancelled after only {:?}", cancelled - sent);
+    assert!(
+        not_ready - sent < Duration::from_millis(300),
+        "readiness off after {:?}",
+        not_ready - sent
+    );
+    assert!(
+        cancelled - sent >= Duration::from_millis(550),
+        "cancelled after only {:?}",
+        cancelled - sent
+    );
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
-    assert!(end.stderr.contains("readiness off, serving 600ms more"), "{}", end.stderr);
-    assert!(end.stderr.contains("delay 6"), "the delay step is timed: {}", end.stderr);
+    assert!(
+        end.stderr.contains("readiness off, serving 600ms more"),
+        "{}",
+        end.stderr
+    );
+    assert!(
+        end.stderr.contains("delay 6"),
+        "the delay step is timed: {}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -183,7 +256,10 @@ fn the_dump_signal_prints_the_task_table_and_keeps_running() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(p.is_running());
     let table = p.stderr();
-    assert!(table.contains("worker") && table.contains("fixture.rs:"), "{table}");
+    assert!(
+        table.contains("worker") && table.contains("fixture.rs:"),
+        "{table}"
+    );
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
@@ -194,7 +270,11 @@ fn main_returning_starts_shutdown_and_tasks_get_the_budget() {
     let p = start("main_returns");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
-    assert!(end.stdout.contains(&"finisher done".to_string()), "{:?}", end.stdout);
+    assert!(
+        end.stdout.contains(&"finisher done".to_string()),
+        "{:?}",
+        end.stdout
+    );
 }
 
 #[test]
@@ -205,7 +285,11 @@ fn a_panicking_task_makes_exit_1_with_its_name_and_message() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(1), "{}", end.stderr);
-    assert!(end.stderr.contains("task `explode`") && end.stderr.contains("panicked: boom"), "{}", end.stderr);
+    assert!(
+        end.stderr.contains("task `explode`") && end.stderr.contains("panicked: boom"),
+        "{}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -213,7 +297,11 @@ fn on_task_failure_shutdown_stops_the_program() {
     let p = start("task_panics_shutdown");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(1), "{}", end.stderr);
-    assert!(end.stderr.contains("shutdown (task `explode` failed)"), "{}", end.stderr);
+    assert!(
+        end.stderr.contains("shutdown (task `explode` failed)"),
+        "{}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -222,7 +310,12 @@ fn an_untracked_task_is_reported_at_exit() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
-    assert!(end.stderr.contains("1 untracked task(s) were still pending"), "{}", end.stderr);
+    assert!(
+        end.stderr
+            .contains("1 untracked task(s) were still pending"),
+        "{}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -231,7 +324,11 @@ fn an_hour_long_blocking_job_does_not_delay_exit_past_the_budget() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(end.elapsed < Duration::from_secs(2), "took {:?}", end.elapsed);
+    assert!(
+        end.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        end.elapsed
+    );
     assert!(end.stderr.contains("blocking"), "{}", end.stderr);
 }
 
@@ -240,7 +337,11 @@ fn a_body_error_exits_1_printed_like_std() {
     let p = start("body_err");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(1));
-    assert!(end.stderr.contains("Error: config file missing"), "{}", end.stderr);
+    assert!(
+        end.stderr.contains("Error: config file missing"),
+        "{}",
+        end.stderr
+    );
 }
 
 #[test]
@@ -250,6 +351,14 @@ fn a_stuck_current_thread_runtime_still_exits_on_time_with_its_table() {
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(end.elapsed < Duration::from_secs(2), "took {:?}", end.elapsed);
-    assert!(end.stderr.contains("spin") && end.stderr.contains("blocking"), "{}", end.stderr);
+    assert!(
+        end.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        end.elapsed
+    );
+    assert!(
+        end.stderr.contains("spin") && end.stderr.contains("blocking"),
+        "{}",
+        end.stderr
+    );
 }

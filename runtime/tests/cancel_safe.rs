@@ -1,0 +1,303 @@
+//! `#[cancel_safe]`: cleanup then propagate; cancellation that cannot be swallowed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sundown::{Cancelled, Cause, CleanupLoss, FailureKind, Shutdown, TaskState, cancel_safe};
+
+#[derive(Default)]
+struct Counters {
+    body: AtomicU32,
+    cleanup: AtomicU32,
+}
+
+#[cancel_safe(cleanup = count_cleanup(&c))]
+async fn poll_forever(c: Arc<Counters>) -> Result<(), Cancelled> {
+    c.body.fetch_add(1, Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn count_cleanup(c: &Counters) {
+    c.cleanup.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleanup_runs_exactly_once_and_the_error_carries_the_cause() {
+    let scope = Shutdown::new();
+    let c = Arc::new(Counters::default());
+    let handle = scope.spawn(poll_forever(c.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    scope.trigger("maintenance window");
+    let err = handle.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.cause(),
+        Some(&Cause::Trigger("maintenance window".into()))
+    );
+    assert_eq!(c.cleanup.load(Ordering::SeqCst), 1);
+    assert_eq!(c.body.load(Ordering::SeqCst), 1);
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.failure_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_call_after_cancellation_returns_at_once_without_the_body() {
+    let scope = Shutdown::new();
+    let c = Arc::new(Counters::default());
+    scope.trigger("stop");
+    // The swallowing loop of the asyncio articles: it cannot keep going.
+    let c2 = c.clone();
+    let calls = scope
+        .spawn(async move {
+            let mut calls = 0;
+            loop {
+                calls += 1;
+                match poll_forever(c2.clone()).await {
+                    Err(_swallowed) if calls < 3 => continue,
+                    other => break (calls, other),
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(calls.0, 3);
+    assert!(calls.1.is_err());
+    assert_eq!(c.body.load(Ordering::SeqCst), 0, "the body never ran");
+    assert_eq!(c.cleanup.load(Ordering::SeqCst), 0, "nothing to clean up");
+}
+
+#[cancel_safe(cleanup = tokio::time::sleep(Duration::from_secs(60)), timeout = "2s")]
+async fn slow_cleanup() -> Result<(), Cancelled> {
+    std::future::pending().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cleanup_that_outlives_its_timeout_is_cut_and_reported() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn(slow_cleanup());
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    scope.trigger("stop");
+    assert!(handle.await.unwrap().is_err());
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    let cut = &report.dropped_cleanups()[0];
+    assert_eq!(cut.function(), "slow_cleanup");
+    assert_eq!(cut.why(), CleanupLoss::TimedOut(Duration::from_secs(2)));
+    assert!(report.to_string().contains("slow_cleanup"), "{report}");
+}
+
+#[cancel_safe(cleanup = async { log.push("flushed") })]
+async fn writes(log: &mut Vec<&'static str>) -> Result<(), Cancelled> {
+    log.push("started");
+    std::future::pending().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cleanup_may_use_an_argument_the_body_only_borrows() {
+    let scope = Shutdown::new();
+    let log = scope
+        .spawn(async {
+            let mut log = Vec::new();
+            let s = Shutdown::current();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                s.trigger("stop");
+            });
+            let r = writes(&mut log).await;
+            assert!(r.is_err());
+            log
+        })
+        .await
+        .unwrap();
+    assert_eq!(log, ["started", "flushed"]);
+}
+
+struct Feed {
+    polls: u32,
+}
+
+impl Feed {
+    #[cancel_safe(cleanup = async { self.polls += 100 })]
+    async fn poll_mut(&mut self) -> Result<u32, Cancelled> {
+        self.polls += 1;
+        std::future::pending().await
+    }
+
+    #[cancel_safe]
+    async fn poll_ref(&self) -> anyhow::Result<u32> {
+        Ok(self.polls)
+    }
+
+    #[cancel_safe]
+    async fn into_polls(self) -> Result<u32, std::io::Error> {
+        Ok(self.polls)
+    }
+}
+
+trait Source {
+    async fn next(&self) -> Result<u32, AppError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    #[error("feed is gone")]
+    #[allow(dead_code)]
+    Gone,
+}
+
+impl Source for Feed {
+    #[cancel_safe]
+    async fn next(&self) -> Result<u32, AppError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(self.polls)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn methods_and_trait_methods() {
+    let scope = Shutdown::new();
+    scope
+        .enter(async {
+            let feed = Feed { polls: 0 };
+            assert_eq!(feed.poll_ref().await.unwrap(), 0);
+            assert_eq!(feed.next().await.unwrap(), 0);
+            let mut feed = feed;
+            let s = Shutdown::current();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                s.trigger("stop");
+            });
+            assert!(feed.poll_mut().await.is_err());
+            assert_eq!(
+                feed.polls, 101,
+                "the cleanup mutated self after the body was dropped"
+            );
+            assert!(matches!(feed.next().await, Err(AppError::Cancelled(_))));
+            let e = feed.into_polls().await.unwrap_err();
+            assert!(Cancelled::is_in_chain(&e), "io::Error carries Cancelled");
+        })
+        .await;
+}
+
+#[cancel_safe(token = token)]
+async fn with_token(token: &sundown::CancellationToken) -> anyhow::Result<()> {
+    std::future::pending().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_argument_cancels_without_any_scope() {
+    assert!(Shutdown::try_current().is_none());
+    let token = sundown::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        t.cancel();
+    });
+    let err = with_token(&token).await.unwrap_err();
+    assert!(err.downcast_ref::<Cancelled>().is_some());
+}
+
+#[cancel_safe]
+async fn quick(x: u32) -> Result<u32, Cancelled> {
+    Ok(x + 1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn outside_any_scope_it_runs_as_the_plain_function() {
+    let r = tokio::time::timeout(Duration::from_secs(1), slow_cleanup()).await;
+    assert!(
+        r.is_err(),
+        "nothing can cancel it outside a scope: it stays pending"
+    );
+    assert_eq!(quick(1).await, Ok(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_from_outside_is_recorded() {
+    let scope = Shutdown::new();
+    scope
+        .enter(async {
+            let c = Arc::new(Counters::default());
+            tokio::select! {
+                _ = poll_forever(c.clone()) => unreachable!(),
+                () = tokio::time::sleep(Duration::from_millis(30)) => {}
+            }
+            assert_eq!(c.cleanup.load(Ordering::SeqCst), 0);
+        })
+        .await;
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    let d = &report.dropped_cleanups()[0];
+    assert_eq!(d.function(), "poll_forever");
+    assert_eq!(d.why(), CleanupLoss::DroppedFromOutside);
+    assert_eq!(d.location().file(), file!());
+}
+
+#[cancel_safe(cleanup = async { tokio::time::sleep(Duration::from_millis(500)).await })]
+async fn long_cleanup() -> Result<(), Cancelled> {
+    std::future::pending().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_task_shows_cleaning_up_while_its_cleanup_runs() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn_named("flusher", long_cleanup());
+    tokio::task::yield_now().await;
+    scope.trigger("stop");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(scope.tasks()[0].state(), TaskState::CleaningUp);
+    assert!(handle.await.unwrap().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_safe_call_inside_shield_is_not_cancelled() {
+    let scope = Shutdown::new();
+    scope.trigger("stop");
+    let r = scope.enter(sundown::shield(quick(41))).await;
+    assert_eq!(r, Ok(42));
+    let r = scope.enter(quick(41)).await;
+    assert!(r.is_err(), "outside the shield the request is seen");
+}
+
+#[cancel_safe(cleanup = async { if true { panic!("flush failed") } })]
+async fn panicking_cleanup() -> Result<(), Cancelled> {
+    std::future::pending().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_cleanup_is_reported_and_the_function_still_returns_cancelled() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn(panicking_cleanup());
+    tokio::task::yield_now().await;
+    scope.trigger("stop");
+    assert!(handle.await.unwrap().is_err());
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        report.failures()[0].kind(),
+        &FailureKind::Cleanup("panicked: flush failed".into())
+    );
+}
+
+#[cancel_safe]
+async fn launch(c: Arc<Counters>) -> Result<(), Cancelled> {
+    // Rewritten to a tracked spawn whose output is classified at this call site.
+    tokio::spawn(poll_forever(c));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_output_counts_as_cancelled_not_failed() {
+    let scope = Shutdown::new();
+    let c = Arc::new(Counters::default());
+    scope.enter(launch(c.clone())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(c.cleanup.load(Ordering::SeqCst), 1);
+    assert_eq!(report.stats().cancelled, 1);
+    assert_eq!(report.stats().failed, 0);
+    assert_eq!(report.failure_count(), 0);
+}

@@ -336,9 +336,16 @@ impl Cancellation {
         self
     }
 
-    /// The error the function returns: [`Cancelled`] with the scope's cause.
+    /// The error the function returns: [`Cancelled`] with the scope's cause. The
+    /// task is marked as propagating a cancellation.
     pub fn into_error(self) -> Cancelled {
-        Cancelled::new(self.ambient.and_then(|a| a.scope.cause()))
+        let Some(a) = self.ambient else {
+            return Cancelled::new(None);
+        };
+        if let Some(key) = a.task {
+            a.scope.inner.registry.mark_propagating_cancel(key);
+        }
+        Cancelled::new(a.scope.cause())
     }
 }
 

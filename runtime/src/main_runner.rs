@@ -308,7 +308,7 @@ where
         })
         .await;
         if let Some(r) = first {
-            result = Some(body_result(r));
+            result = Some(body_result(r, guard.as_mut()));
             body = None;
             guard = None;
         }
@@ -342,7 +342,7 @@ where
             .await;
             match woke {
                 Wake::Report(r) => break *r,
-                Wake::Body(r) => result = Some(body_result(r)),
+                Wake::Body(r) => result = Some(body_result(r, guard.as_mut())),
                 // Stragglers are being aborted: the body is one of them.
                 Wake::Aborted => {}
             }
@@ -397,10 +397,21 @@ enum Wake {
     Aborted,
 }
 
+/// Classifies the body's result and records it on main's registry entry.
 fn body_result(
     r: Result<TaskOutcome, Box<dyn std::any::Any + Send>>,
+    guard: Option<&mut TaskGuard>,
 ) -> Result<TaskOutcome, String> {
-    r.map_err(|payload| panic_message(&*payload))
+    match (r, guard) {
+        (Ok(outcome), Some(g)) => {
+            let outcome = g.refine(outcome);
+            // Not detached: main's error is printed as main's, not as a task failure.
+            g.finish(outcome.clone(), false);
+            Ok(outcome)
+        }
+        (Ok(outcome), None) => Ok(outcome),
+        (Err(payload), _) => Err(panic_message(&*payload)),
+    }
 }
 
 fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {

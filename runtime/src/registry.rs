@@ -172,6 +172,10 @@ struct Entry {
     location: &'static Location<'static>,
     started: Instant,
     state: TaskState,
+    /// A `#[cancel_safe]` function of this task returned its cancellation: an `Err`
+    /// the task then returns is that cancellation propagating, even when the error
+    /// type does not expose `Cancelled` through `source()`.
+    propagating_cancel: bool,
     abort: Option<AbortHandle>,
 }
 
@@ -275,6 +279,7 @@ impl Registry {
             location,
             started: Instant::now(),
             state,
+            propagating_cancel: false,
             abort: None,
         };
         let mut slots = self.lock(shard);
@@ -314,6 +319,15 @@ impl Registry {
 
     pub(crate) fn set_abort(&self, key: SlotKey, handle: AbortHandle) {
         self.with_entry(key, |e| e.abort = Some(handle));
+    }
+
+    pub(crate) fn mark_propagating_cancel(&self, key: SlotKey) {
+        self.with_entry(key, |e| e.propagating_cancel = true);
+    }
+
+    pub(crate) fn is_propagating_cancel(&self, key: SlotKey) -> bool {
+        self.with_entry(key, |e| e.propagating_cancel)
+            .unwrap_or(false)
     }
 
     pub(crate) fn set_state(&self, key: SlotKey, state: TaskState) -> Option<TaskState> {

@@ -111,9 +111,20 @@ impl TaskGuard {
         }
     }
 
+    /// An `Err` after one of the task's `#[cancel_safe]` calls returned its
+    /// cancellation is that cancellation propagating.
+    pub(crate) fn refine(&self, outcome: TaskOutcome) -> TaskOutcome {
+        match outcome {
+            TaskOutcome::Failed(_) if self.scope.inner.registry.is_propagating_cancel(self.key) => {
+                TaskOutcome::Cancelled
+            }
+            other => other,
+        }
+    }
+
     /// Records how the task ended; a failure is reported now.
     pub(crate) fn finish(&mut self, outcome: TaskOutcome, detached: bool) {
-        self.outcome = match outcome {
+        self.outcome = match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
             TaskOutcome::Failed(debug) if detached => {

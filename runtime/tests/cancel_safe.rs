@@ -301,3 +301,38 @@ async fn a_cancelled_output_counts_as_cancelled_not_failed() {
     assert_eq!(report.stats().failed, 0);
     assert_eq!(report.failure_count(), 0);
 }
+
+/// A hand-written error that converts from `Cancelled` but does not expose it through
+/// `source()`: its propagation must still count as a cancellation, not a failure.
+#[derive(Debug)]
+enum OpaqueError {
+    #[allow(dead_code)]
+    Stopped(Cancelled),
+}
+
+impl From<Cancelled> for OpaqueError {
+    fn from(c: Cancelled) -> Self {
+        OpaqueError::Stopped(c)
+    }
+}
+
+#[cancel_safe]
+async fn opaque_poll() -> Result<(), OpaqueError> {
+    std::future::pending().await
+}
+
+#[cancel_safe]
+async fn launch_opaque() -> Result<(), Cancelled> {
+    tokio::spawn(async { opaque_poll().await });
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_that_hides_cancelled_from_source_still_counts_as_cancelled() {
+    let scope = Shutdown::new();
+    scope.enter(launch_opaque()).await.unwrap();
+    tokio::task::yield_now().await;
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.failure_count(), 0, "{report}");
+    assert_eq!(report.stats().cancelled, 1);
+}

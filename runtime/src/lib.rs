@@ -48,6 +48,7 @@ mod cancel_safe;
 mod duration;
 mod error;
 mod guard;
+pub mod guide;
 mod main_runner;
 mod output;
 mod probe;
@@ -251,7 +252,13 @@ pub fn on_close(
     }
 }
 
-pub use sundown_macros::{cancel_safe, graceful_main};
+#[doc = include_str!("graceful_main_docs.md")]
+#[doc(inline)]
+pub use sundown_macros::graceful_main;
+
+#[doc = include_str!("cancel_safe_docs.md")]
+#[doc(inline)]
+pub use sundown_macros::cancel_safe;
 
 /// What the attributes' expansion calls. Not public API: no semver guarantees.
 #[doc(hidden)]

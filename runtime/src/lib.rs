@@ -42,6 +42,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// The attribute docs show the `fn main` the expansion writes, on purpose.
+#![allow(clippy::needless_doctest_main)]
 
 mod ambient;
 mod cancel_safe;

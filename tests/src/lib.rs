@@ -55,12 +55,21 @@ pub struct Start<'a> {
     pub unread_stderr: bool,
     /// Wait for the `ready` line.
     pub no_wait: bool,
+    /// Run the program under this command (e.g. `["unshare", "--pid", "--fork"]`).
+    pub under: Vec<&'a str>,
 }
 
 impl Program {
     /// Starts `binary mode` and waits for its `ready` line.
     pub fn start(binary: &str, mode: &str, opts: Start<'_>) -> Program {
-        let mut cmd = Command::new(binary);
+        let mut cmd = match opts.under.split_first() {
+            Some((wrapper, args)) => {
+                let mut c = Command::new(wrapper);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.arg(mode)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -159,9 +168,25 @@ impl Program {
 
     /// Sends a signal by name (`"TERM"`, `"INT"`, `"USR1"`).
     pub fn signal(&mut self, name: &str) {
+        self.signal_pid(self.pid(), name);
+    }
+
+    /// The pid of the program's first child (the program itself when it runs under a
+    /// wrapper such as `unshare --fork`).
+    pub fn child_pid(&self) -> u32 {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child in {path}"))
+    }
+
+    /// Sends a signal by name to a given pid.
+    pub fn signal_pid(&mut self, pid: u32, name: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
+            .arg(pid.to_string())
             .status()
             .expect("run kill")
             .success();

@@ -362,3 +362,39 @@ fn a_stuck_current_thread_runtime_still_exits_on_time_with_its_table() {
         end.stderr
     );
 }
+
+/// As PID 1 (a container's init), a re-raised signal with its default disposition is
+/// ignored by the kernel: `exit = "signal"` exits 128+N instead.
+#[test]
+fn exit_signal_mode_as_pid_1_exits_128_plus_n() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: `unshare --pid --fork` is not permitted on this machine");
+        return;
+    }
+    let mut p = Program::start(
+        FIXTURE,
+        "exit_signal",
+        Start {
+            under: vec!["unshare", "--pid", "--fork"],
+            ..Start::default()
+        },
+    );
+    let pid1 = p.child_pid();
+    p.signal_pid(pid1, "INT");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(
+        end.code(),
+        Some(128 + SIGINT),
+        "{:?} {}",
+        end.status,
+        end.stderr
+    );
+    assert!(
+        end.stdout.contains(&"worker 0 done".to_string()),
+        "graceful first: {:?}",
+        end.stdout
+    );
+}

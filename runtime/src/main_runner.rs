@@ -118,13 +118,13 @@ struct Shared {
 
 impl Shared {
     /// Ends the process once: the first caller exits, later ones wait for it to.
-    fn exit(&self, code: i32) -> ! {
+    fn exit(&self, code: i32, flush_bound: Duration) -> ! {
         if self.exiting.swap(true, Ordering::AcqRel) {
             loop {
                 std::thread::park();
             }
         }
-        flush_stdout();
+        flush_output(flush_bound);
         std::process::exit(code)
     }
 
@@ -137,10 +137,23 @@ impl Shared {
     }
 }
 
-pub(crate) fn flush_stdout() {
-    // try_lock-free best effort: stdout may be a closed pipe.
+/// The program could not start (bad configuration, no threads): exit 1 once the
+/// message is out.
+fn exit_before_start() -> ! {
+    flush_output(EXIT_FLUSH);
+    std::process::exit(1)
+}
+
+/// Bounded flush of sundown's stderr lines, then stdout; called before every exit.
+pub(crate) fn flush_output(bound: Duration) {
+    output::flush(bound);
     let _ = std::io::stdout().flush();
 }
+
+/// How long an exit waits for its last lines to reach stderr.
+const EXIT_FLUSH: Duration = Duration::from_millis(200);
+/// A forced exit must happen within 200 ms of the signal: flush for less.
+const FORCED_EXIT_FLUSH: Duration = Duration::from_millis(100);
 
 /// Runs `#[graceful_main]`'s body and exits with the design's exit code.
 #[doc(hidden)]
@@ -159,7 +172,7 @@ where
                     "sundown: {TIMEOUT_VAR}=\"{text}\" is not a valid duration ({why}); \
                      the program was not started\n"
                 ));
-                std::process::exit(1)
+                exit_before_start()
             }
         },
         Err(std::env::VarError::NotPresent) => config.timeout,
@@ -167,7 +180,7 @@ where
             output::stderr(&format!(
                 "sundown: {TIMEOUT_VAR} is not valid UTF-8; the program was not started\n"
             ));
-            std::process::exit(1)
+            exit_before_start()
         }
     };
     let mut config = config;
@@ -205,7 +218,7 @@ where
     let (sig_tx, sig_rx) = mpsc::channel::<SignalEvent>();
     if let Err(why) = signals::install(config.signals, config.dump_signal, forced.clone(), sig_tx) {
         output::stderr(&format!("sundown: {why}; the program was not started\n"));
-        std::process::exit(1)
+        exit_before_start()
     }
     // Forward signal events into the controller's one channel.
     {
@@ -223,7 +236,7 @@ where
             output::stderr(&format!(
                 "sundown: cannot start a thread ({e}); the program was not started\n"
             ));
-            std::process::exit(1)
+            exit_before_start()
         }
     }
     drop(tx);
@@ -236,7 +249,7 @@ where
             output::stderr(&format!(
                 "sundown: cannot start a thread ({e}); the program was not started\n"
             ));
-            std::process::exit(1)
+            exit_before_start()
         }
     }
 
@@ -244,7 +257,7 @@ where
         Ok(rt) => rt,
         Err(e) => {
             output::stderr(&format!("sundown: cannot build the tokio runtime: {e}\n"));
-            std::process::exit(1)
+            exit_before_start()
         }
     };
     let code = run_on(&runtime, &shared, location, body);
@@ -505,7 +518,7 @@ fn forced_exit(shared: &Shared, name: &str, number: i32) -> ! {
     let code = 128 + number;
     let text = task_table_text(shared, &format!("second {name}: forcing exit now ({code})"));
     output::stderr(&text);
-    shared.exit(code)
+    shared.exit(code, FORCED_EXIT_FLUSH)
 }
 
 fn hard_deadline_exit(shared: &Shared) -> ! {
@@ -523,7 +536,7 @@ fn hard_deadline_exit(shared: &Shared) -> ! {
         ),
     );
     output::stderr(&text);
-    shared.exit(124)
+    shared.exit(124, EXIT_FLUSH)
 }
 
 /// Drops the runtime with a bound: `spawn_blocking` work still running is abandoned,
@@ -586,5 +599,5 @@ fn finish(shared: &Shared, outcome: Outcome) -> ! {
             }
         }
     }
-    shared.exit(code)
+    shared.exit(code, EXIT_FLUSH)
 }

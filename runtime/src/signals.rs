@@ -186,7 +186,7 @@ pub(crate) fn install(
 /// Ends the process the way the signal would have (`exit = "signal"`). As PID 1, where
 /// a signal with its default disposition is ignored, exits with 128+N instead.
 pub(crate) fn die_by(number: i32) -> ! {
-    crate::main_runner::flush_stdout();
+    crate::main_runner::flush_output(std::time::Duration::from_millis(200));
     #[cfg(unix)]
     {
         if std::process::id() != 1 {

@@ -53,6 +53,8 @@ pub struct Start<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// Leave stderr as a pipe nobody reads.
     pub unread_stderr: bool,
+    /// Close the read end of stderr at once: every write gets EPIPE.
+    pub closed_stderr: bool,
     /// Wait for the `ready` line.
     pub no_wait: bool,
     /// Run the program under this command (e.g. `["unshare", "--pid", "--fork"]`).
@@ -94,6 +96,8 @@ impl Program {
         if opts.unread_stderr {
             // Keep the pipe open and unread.
             std::mem::forget(err);
+        } else if opts.closed_stderr {
+            drop(err);
         } else {
             let buf = stderr.clone();
             std::thread::spawn(move || {
@@ -180,6 +184,18 @@ impl Program {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no child in {path}"))
+    }
+
+    /// Sends `signals` as fast as the kernel takes them; returns how long that took.
+    pub fn storm(&mut self, signals: &[rustix::process::Signal]) -> Duration {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid()).unwrap()).unwrap();
+        let started = Instant::now();
+        for &s in signals {
+            // The process may be gone before the storm ends.
+            let _ = rustix::process::kill_process(pid, s);
+        }
+        self.signalled_at = Some(Instant::now());
+        started.elapsed()
     }
 
     /// Sends a signal by name to a given pid.

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use sundown::graceful_main;
+use sundown::{Cancelled, cancel_safe, graceful_main};
 
 fn main() {
     if std::env::var_os("FIXTURE_FILL_STDERR").is_some() {
@@ -29,6 +29,17 @@ fn main() {
         "blocking_hour" => blocking_hour(),
         "body_err" => body_err(),
         "current_thread_stuck" => current_thread_stuck(),
+        "sync_loop" => sync_loop(),
+        "cleanup_panics" => cleanup_panics(),
+        "close_hook_panics" => close_hook_panics(),
+        "close_hook_hangs" => close_hook_hangs(),
+        "slow_close" => slow_close(),
+        "many_failures" => {
+            // Thousands of panics: keep the default hook from printing each one.
+            std::panic::set_hook(Box::new(|_| {}));
+            many_failures();
+        }
+        "many_tasks" => many_tasks(),
         other => {
             eprintln!("fixture: unknown mode {other:?}");
             std::process::exit(2)
@@ -175,5 +186,101 @@ async fn spin() {
 async fn current_thread_stuck() {
     say("ready");
     tokio::spawn(spin());
+    sundown::requested().await;
+}
+
+#[graceful_main(timeout = "1s")]
+async fn sync_loop() {
+    tokio::spawn(spin());
+    say("ready");
+    sundown::requested().await;
+}
+
+#[cancel_safe(cleanup = async { if true { panic!("flush failed") } })]
+async fn poll_with_broken_cleanup() -> Result<(), Cancelled> {
+    std::future::pending().await
+}
+
+#[graceful_main]
+async fn cleanup_panics() {
+    tokio::spawn(poll_with_broken_cleanup());
+    say("ready");
+    sundown::requested().await;
+}
+
+#[graceful_main]
+async fn close_hook_panics() {
+    sundown::on_close("broken hook", async { panic!("socket already closed") });
+    say("ready");
+    sundown::requested().await;
+}
+
+#[graceful_main(timeout = "1s")]
+async fn close_hook_hangs() {
+    sundown::on_close("stuck hook", std::future::pending::<()>());
+    say("ready");
+    sundown::requested().await;
+}
+
+#[graceful_main]
+async fn slow_close() {
+    sundown::on_close("slow hook", async {
+        say("closing");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        say("hook done");
+    });
+    say("ready");
+}
+
+async fn fail_now(i: u32) {
+    panic!("failure {i}");
+}
+
+#[graceful_main]
+async fn many_failures() {
+    for i in 0..10_000 {
+        tokio::spawn(fail_now(i));
+    }
+    while sundown::Shutdown::current().stats().failed < 10_000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    say("ready");
+    sundown::requested().await;
+}
+
+async fn idle() {
+    sundown::requested().await;
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[graceful_main(timeout = "30s")]
+async fn many_tasks() {
+    let n: u32 = std::env::var("FIXTURE_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let before = resident_bytes();
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        tokio::spawn(idle());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = resident_bytes();
+    say(&format!(
+        "spawned {n} tasks in {:?}; resident +{} MiB ({} bytes/task)",
+        started.elapsed(),
+        (after - before) >> 20,
+        (after - before) / u64::from(n)
+    ));
+    say("ready");
     sundown::requested().await;
 }

@@ -1,0 +1,618 @@
+//! Benchmarks of sundown's tracked tasks against plain tokio and tokio-util.
+//!
+//! A self-contained harness (`harness = false`, no bench framework):
+//!
+//! ```text
+//! cargo bench -p sundown --bench runtime            # everything
+//! cargo bench -p sundown --bench runtime -- spawn   # benchmarks whose name contains "spawn"
+//! ```
+//!
+//! * `spawn`: spawn and join 200 000 trivial tasks;
+//! * `cancel`: from cancellation to all joined, for 100 000 idle tasks;
+//! * `memory`: resident memory per live idle task, each variant in a fresh process.
+//!
+//! The timed benchmarks run their variants side by side in one process on one 2-worker
+//! multi-thread runtime, interleaved round by round (the starting variant rotates), after
+//! one warm-up round, and print the median of every variant and the ratios the project
+//! holds itself to.
+//!
+//! Run without `--bench` (as `cargo test --all-targets` does), the binary makes a quick
+//! smoke pass with small task counts instead, to check that every variant still works.
+
+use std::future::Future;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sundown::{CancellationToken, Shutdown};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+/// How big and how long: the benchmark's sizes, or small ones for a smoke pass.
+#[derive(Clone, Copy)]
+struct Config {
+    spawn_tasks: usize,
+    cancel_tasks: usize,
+    memory_tasks: usize,
+    /// Measured rounds of the timed benchmarks (after the warm-up rounds).
+    rounds: usize,
+    warmup_rounds: usize,
+    /// Fresh child processes per variant of the memory benchmark.
+    memory_runs: usize,
+    /// Whether the numbers are measurements to hold against the targets.
+    judge: bool,
+}
+
+const BENCH: Config = Config {
+    spawn_tasks: 200_000,
+    cancel_tasks: 100_000,
+    memory_tasks: 200_000,
+    rounds: 15,
+    warmup_rounds: 1,
+    memory_runs: 7,
+    judge: true,
+};
+
+const SMOKE: Config = Config {
+    spawn_tasks: 1_000,
+    cancel_tasks: 1_000,
+    memory_tasks: 1_000,
+    rounds: 1,
+    warmup_rounds: 0,
+    memory_runs: 1,
+    judge: false,
+};
+
+/// Set in a child process of the memory benchmark: the variant to measure.
+const CHILD_ENV: &str = "SUNDOWN_BENCH_MEMORY_VARIANT";
+/// Set in a child process of the memory benchmark: how many tasks to spawn.
+const CHILD_TASKS_ENV: &str = "SUNDOWN_BENCH_MEMORY_TASKS";
+const DRAIN_BUDGET: Duration = Duration::from_secs(60);
+
+fn main() {
+    if let Ok(variant) = std::env::var(CHILD_ENV) {
+        let tasks = std::env::var(CHILD_TASKS_ENV)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(BENCH.memory_tasks);
+        memory_child(&variant, tasks);
+        return;
+    }
+    // `cargo bench` passes `--bench`; any other argument is a filter on the names.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = if args.iter().any(|a| a == "--bench") {
+        BENCH
+    } else {
+        SMOKE
+    };
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(*f));
+
+    println!(
+        "sundown runtime benchmarks{}: {} CPUs, tokio multi-thread runtime with 2 workers",
+        if config.judge {
+            ""
+        } else {
+            " (smoke pass: run with --bench for the real sizes)"
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut ran = false;
+    if selected("spawn") {
+        bench_spawn(config);
+        ran = true;
+    }
+    if selected("cancel") {
+        bench_cancel(config);
+        ran = true;
+    }
+    if selected("memory") {
+        bench_memory(config);
+        ran = true;
+    }
+    if !ran {
+        println!("no benchmark matches {filters:?}; the benchmarks are: spawn, cancel, memory");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+fn runtime() -> Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build the tokio runtime: {e}"),
+    }
+}
+
+/// Runs `body` as a task on `rt` (so that it spawns from a worker thread, as a server
+/// does) and returns what it measured.
+fn in_task<F>(rt: &Runtime, body: F) -> Duration
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    match rt.block_on(rt.spawn(body)) {
+        Ok(d) => d,
+        Err(e) => panic!("benchmark task failed: {e}"),
+    }
+}
+
+struct Variant {
+    name: &'static str,
+    /// Runs one round with this many tasks; returns the timed interval.
+    run: fn(&Runtime, usize) -> Duration,
+}
+
+/// `numerator / denominator` of two variants' medians, and the target it must not exceed.
+struct Ratio {
+    numerator: &'static str,
+    denominator: &'static str,
+    target: Option<f64>,
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    }
+}
+
+fn verdict(config: Config, value: f64, target: Option<f64>) -> String {
+    match target {
+        Some(_) if !config.judge => "(smoke pass: not judged)".to_owned(),
+        Some(t) if value <= t => format!("target <= {t:.2}: PASS"),
+        Some(t) => format!(
+            "target <= {t:.2}: MISS by {:.1}%",
+            (value / t - 1.0) * 100.0
+        ),
+        None => "(for information)".to_owned(),
+    }
+}
+
+/// Runs the variants interleaved, round by round, and prints medians and ratios.
+fn run_timed(title: &str, config: Config, tasks: usize, variants: &[Variant], ratios: &[Ratio]) {
+    println!();
+    println!("== {title}");
+    println!(
+        "   {} rounds after {} warm-up, variants interleaved; median [min .. max]",
+        config.rounds, config.warmup_rounds
+    );
+    let rt = runtime();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for round in 0..config.warmup_rounds + config.rounds {
+        for k in 0..variants.len() {
+            let i = (k + round) % variants.len();
+            let elapsed = (variants[i].run)(&rt, tasks);
+            if round >= config.warmup_rounds {
+                samples[i].push(elapsed.as_secs_f64() * 1e3);
+            }
+        }
+    }
+    drop(rt);
+
+    let width = variants.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut medians = Vec::with_capacity(variants.len());
+    for (v, s) in variants.iter().zip(samples.iter_mut()) {
+        let m = median(s);
+        let (min, max) = (s[0], s[s.len() - 1]);
+        println!(
+            "   {:<width$}  {m:8.2} ms  [{min:7.2} .. {max:7.2}]  {:6.0} ns/task",
+            v.name,
+            m * 1e6 / tasks as f64,
+        );
+        medians.push((v.name, m));
+    }
+    let find = |name: &str| {
+        medians
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, m)| *m)
+    };
+    for r in ratios {
+        let value = find(r.numerator) / find(r.denominator);
+        println!(
+            "   ratio {} / {} = {value:.3}  {}",
+            r.numerator,
+            r.denominator,
+            verdict(config, value, r.target)
+        );
+    }
+}
+
+async fn join_all<T>(handles: Vec<JoinHandle<T>>) {
+    for h in handles {
+        if let Err(e) = h.await {
+            panic!("a benchmark task failed: {e}");
+        }
+    }
+}
+
+/// Waits until `polled` reaches `n`: every task has been polled once and is idle.
+async fn until_polled(polled: &AtomicUsize, n: usize) {
+    while polled.load(Ordering::Acquire) < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The last task counted itself just before registering its waiter.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. spawn + join
+
+const RAW_JOIN: &str = "tokio::spawn, await handles";
+const TRACKER_JOIN: &str = "TaskTracker::spawn, await handles";
+const TRACKER_WAIT: &str = "TaskTracker::spawn, close + wait";
+const SUNDOWN_JOIN: &str = "Shutdown::spawn, await handles";
+const SUNDOWN_DRAIN: &str = "Shutdown::spawn, shutdown (drain)";
+const SUNDOWN_JOIN_REUSED: &str = "Shutdown::spawn, await, long-lived scope";
+
+fn bench_spawn(config: Config) {
+    let variants = [
+        Variant {
+            name: RAW_JOIN,
+            run: spawn_raw_join,
+        },
+        Variant {
+            name: TRACKER_JOIN,
+            run: spawn_tracker_join,
+        },
+        Variant {
+            name: TRACKER_WAIT,
+            run: spawn_tracker_wait,
+        },
+        Variant {
+            name: SUNDOWN_JOIN,
+            run: spawn_sundown_join,
+        },
+        Variant {
+            name: SUNDOWN_DRAIN,
+            run: spawn_sundown_drain,
+        },
+        Variant {
+            name: SUNDOWN_JOIN_REUSED,
+            run: spawn_sundown_join_reused,
+        },
+    ];
+    let ratios = [
+        Ratio {
+            numerator: SUNDOWN_JOIN,
+            denominator: TRACKER_JOIN,
+            target: Some(1.10),
+        },
+        Ratio {
+            numerator: SUNDOWN_JOIN,
+            denominator: RAW_JOIN,
+            target: Some(1.5),
+        },
+        Ratio {
+            numerator: SUNDOWN_DRAIN,
+            denominator: TRACKER_WAIT,
+            target: Some(1.10),
+        },
+        Ratio {
+            numerator: SUNDOWN_JOIN_REUSED,
+            denominator: TRACKER_JOIN,
+            target: None,
+        },
+        Ratio {
+            numerator: TRACKER_JOIN,
+            denominator: RAW_JOIN,
+            target: None,
+        },
+    ];
+    run_timed(
+        &format!("spawn: spawn + join {} trivial tasks", config.spawn_tasks),
+        config,
+        config.spawn_tasks,
+        &variants,
+        &ratios,
+    );
+}
+
+fn spawn_raw_join(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let mut handles = Vec::with_capacity(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            handles.push(tokio::spawn(async {}));
+        }
+        join_all(handles).await;
+        t.elapsed()
+    })
+}
+
+fn spawn_tracker_join(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let mut handles = Vec::with_capacity(n);
+        let t = Instant::now();
+        let tracker = TaskTracker::new();
+        for _ in 0..n {
+            handles.push(tracker.spawn(async {}));
+        }
+        join_all(handles).await;
+        t.elapsed()
+    })
+}
+
+fn spawn_tracker_wait(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let t = Instant::now();
+        let tracker = TaskTracker::new();
+        for _ in 0..n {
+            drop(tracker.spawn(async {}));
+        }
+        tracker.close();
+        tracker.wait().await;
+        t.elapsed()
+    })
+}
+
+fn spawn_sundown_join(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let mut handles = Vec::with_capacity(n);
+        let t = Instant::now();
+        let scope = Shutdown::new();
+        for _ in 0..n {
+            handles.push(scope.spawn(async {}));
+        }
+        join_all(handles).await;
+        let elapsed = t.elapsed();
+        assert_eq!(scope.stats().completed, n as u64);
+        elapsed
+    })
+}
+
+fn spawn_sundown_drain(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let t = Instant::now();
+        let scope = Shutdown::new();
+        for _ in 0..n {
+            drop(scope.spawn(async {}));
+        }
+        let report = scope.shutdown(DRAIN_BUDGET).await;
+        let elapsed = t.elapsed();
+        assert!(report.stragglers().is_empty());
+        assert_eq!(report.exit_code(), 0);
+        elapsed
+    })
+}
+
+/// The same scope every round: its registry has already grown to the burst's size, as a
+/// process scope's has after the first burst.
+fn spawn_sundown_join_reused(rt: &Runtime, n: usize) -> Duration {
+    static SCOPE: std::sync::OnceLock<Shutdown> = std::sync::OnceLock::new();
+    let scope = SCOPE.get_or_init(Shutdown::new).clone();
+    in_task(rt, async move {
+        let mut handles = Vec::with_capacity(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            handles.push(scope.spawn(async {}));
+        }
+        join_all(handles).await;
+        t.elapsed()
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. cancel → all joined
+
+const HAND_CANCEL: &str = "CancellationToken + TaskTracker";
+const SUNDOWN_CANCEL: &str = "Shutdown::shutdown";
+
+fn bench_cancel(config: Config) {
+    let variants = [
+        Variant {
+            name: HAND_CANCEL,
+            run: cancel_hand_written,
+        },
+        Variant {
+            name: SUNDOWN_CANCEL,
+            run: cancel_sundown,
+        },
+    ];
+    let ratios = [Ratio {
+        numerator: SUNDOWN_CANCEL,
+        denominator: HAND_CANCEL,
+        target: Some(1.15),
+    }];
+    run_timed(
+        &format!(
+            "cancel: cancellation -> all joined, {} idle tasks (spawning not timed)",
+            config.cancel_tasks
+        ),
+        config,
+        config.cancel_tasks,
+        &variants,
+        &ratios,
+    );
+}
+
+fn cancel_hand_written(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let polled = Arc::new(AtomicUsize::new(0));
+        for _ in 0..n {
+            let t = token.clone();
+            let polled = polled.clone();
+            tracker.spawn(async move {
+                polled.fetch_add(1, Ordering::Release);
+                t.cancelled().await;
+            });
+        }
+        until_polled(&polled, n).await;
+
+        let t = Instant::now();
+        token.cancel();
+        tracker.close();
+        tracker.wait().await;
+        t.elapsed()
+    })
+}
+
+fn cancel_sundown(rt: &Runtime, n: usize) -> Duration {
+    in_task(rt, async move {
+        let scope = Shutdown::new();
+        let polled = Arc::new(AtomicUsize::new(0));
+        for _ in 0..n {
+            let s = scope.clone();
+            let polled = polled.clone();
+            scope.spawn(async move {
+                polled.fetch_add(1, Ordering::Release);
+                s.requested().await;
+            });
+        }
+        until_polled(&polled, n).await;
+
+        let t = Instant::now();
+        let report = scope.shutdown(DRAIN_BUDGET).await;
+        let elapsed = t.elapsed();
+        assert!(report.stragglers().is_empty());
+        assert_eq!(report.stats().completed, n as u64);
+        elapsed
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. memory per live task
+
+const MEMORY_VARIANTS: [(&str, &str); 3] = [
+    ("raw", "tokio::spawn (baseline)"),
+    ("tracker", "CancellationToken + TaskTracker"),
+    ("sundown", "Shutdown::spawn + requested()"),
+];
+
+fn bench_memory(config: Config) {
+    println!();
+    let (tasks, runs) = (config.memory_tasks, config.memory_runs);
+    println!("== memory: resident bytes per live idle task, {tasks} tasks");
+    if rss_bytes().is_none() {
+        println!("   skipped: needs /proc/self/smaps_rollup or /proc/self/statm (Linux)");
+        return;
+    }
+    println!(
+        "   RSS growth from before the spawns to all tasks polled once, / {tasks}; \
+         median of {runs} fresh processes per variant, interleaved"
+    );
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => panic!("cannot find the benchmark's own executable: {e}"),
+    };
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); MEMORY_VARIANTS.len()];
+    for _ in 0..runs {
+        for (i, (key, _)) in MEMORY_VARIANTS.iter().enumerate() {
+            let child = Command::new(&exe)
+                .env(CHILD_ENV, key)
+                .env(CHILD_TASKS_ENV, tasks.to_string())
+                .output();
+            let out = match child {
+                Ok(o) => o,
+                Err(e) => panic!("cannot run the memory child process: {e}"),
+            };
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let bytes: f64 = match stdout.trim().parse() {
+                Ok(b) if out.status.success() => b,
+                _ => panic!(
+                    "memory child `{key}` failed ({}): {stdout}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            };
+            samples[i].push(bytes / tasks as f64);
+        }
+    }
+    let mut medians = Vec::new();
+    for ((_, name), s) in MEMORY_VARIANTS.iter().zip(samples.iter_mut()) {
+        let m = median(s);
+        println!(
+            "   {name:<32}  {m:7.1} B/task  [{:7.1} .. {:7.1}]",
+            s[0],
+            s[s.len() - 1]
+        );
+        medians.push(m);
+    }
+    let extra = medians[2] - medians[1];
+    println!(
+        "   sundown - TaskTracker = {extra:.1} B/task  {}",
+        verdict(config, extra, Some(128.0))
+    );
+    println!(
+        "   TaskTracker - tokio::spawn = {:.1} B/task  (for information)",
+        medians[1] - medians[0]
+    );
+}
+
+/// In a child process: spawns `tasks` idle tasks of `variant` and prints the RSS growth
+/// in bytes.
+fn memory_child(variant: &str, tasks: usize) {
+    let rt = runtime();
+    let variant = variant.to_owned();
+    let grown = rt.block_on(rt.spawn(async move {
+        let polled = Arc::new(AtomicUsize::new(0));
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let scope = Shutdown::new();
+        let before = rss_bytes().unwrap_or(0);
+        for _ in 0..tasks {
+            let polled = polled.clone();
+            match variant.as_str() {
+                "raw" => {
+                    let t = token.clone();
+                    drop(tokio::spawn(async move {
+                        polled.fetch_add(1, Ordering::Release);
+                        t.cancelled().await;
+                    }));
+                }
+                "tracker" => {
+                    let t = token.clone();
+                    drop(tracker.spawn(async move {
+                        polled.fetch_add(1, Ordering::Release);
+                        t.cancelled().await;
+                    }));
+                }
+                "sundown" => {
+                    let s = scope.clone();
+                    drop(scope.spawn(async move {
+                        polled.fetch_add(1, Ordering::Release);
+                        s.requested().await;
+                    }));
+                }
+                other => panic!("unknown memory variant `{other}`"),
+            }
+        }
+        until_polled(&polled, tasks).await;
+        let after = rss_bytes().unwrap_or(0);
+        after.saturating_sub(before)
+    }));
+    match grown {
+        Ok(bytes) => println!("{bytes}"),
+        Err(e) => panic!("memory child task failed: {e}"),
+    }
+    // Skip tearing the tasks down: the number is out.
+    std::process::exit(0);
+}
+
+/// Resident set size: `Rss` of smaps_rollup (exact), else statm's resident pages × 4 KiB.
+fn rss_bytes() -> Option<u64> {
+    if let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") {
+        let kib = s
+            .lines()
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        if let Some(kib) = kib {
+            return Some(kib * 1024);
+        }
+    }
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

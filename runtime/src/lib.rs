@@ -59,6 +59,7 @@ mod report;
 mod scope;
 mod sequence;
 mod signals;
+mod systemd;
 mod task;
 
 use std::borrow::Cow;
@@ -270,6 +271,7 @@ pub mod __private {
         assert_cancellable, cancel_safe_body,
     };
     pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
+    pub use crate::output::report as emit_report;
     pub use crate::probe::{
         OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError, probe_fn,
         probe_future,

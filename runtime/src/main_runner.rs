@@ -210,6 +210,7 @@ where
     let observer_tx = Mutex::new(tx.clone());
     let _ = scope.inner.observer.set(Box::new(move |event| match event {
         ScopeEvent::Begun => {
+            crate::systemd::stopping();
             let _ = lock(&observer_tx).send(Control::Begun);
         }
     }));
@@ -295,7 +296,11 @@ where
 {
     let scope = shared.scope.clone();
     runtime.block_on(async move {
-        let guard = TaskGuard::new(&scope, shared.config.name.into(), location);
+        let guard = TaskGuard::new(
+            &scope,
+            crate::registry::TaskName::Given(shared.config.name.into()),
+            location,
+        );
         let ambient = guard.ambient();
         let mut guard = Some(guard);
         let mut body: Option<BodyFuture<'_>> = Some(Box::pin(ambient::scope(
@@ -308,7 +313,22 @@ where
             // A signal arrived during startup: the body never starts, nothing is lost.
             body = None;
             guard = None;
+        } else {
+            crate::systemd::ready();
         }
+        // Pinged from this runtime, so that a wedged runtime stops the pings.
+        let internal_tasks = match crate::systemd::watchdog_interval() {
+            Some(every) => {
+                tokio::spawn(async move {
+                    loop {
+                        crate::systemd::watchdog();
+                        tokio::time::sleep(every).await;
+                    }
+                });
+                1
+            }
+            None => 0,
+        };
 
         // Run until the body returns or the scope is cancelled (after any delay).
         let soft = scope.inner.soft.clone();
@@ -382,7 +402,7 @@ where
             let alive = tokio::runtime::Handle::current()
                 .metrics()
                 .num_alive_tasks();
-            alive.saturating_sub(scope.inner.live_tasks())
+            alive.saturating_sub(scope.inner.live_tasks() + internal_tasks)
         };
         let mut untracked = untracked_now();
         for _ in 0..20 {

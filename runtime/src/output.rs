@@ -140,7 +140,8 @@ pub(crate) fn dropped_cleanup(d: &DroppedCleanup) {
     }
 }
 
-pub(crate) fn report(r: &Report) {
+/// Emits a report: structured events with a subscriber, the summary on stderr without.
+pub fn report(r: &Report) {
     if use_tracing() {
         for s in r.steps() {
             tracing::info!(

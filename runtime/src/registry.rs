@@ -151,6 +151,45 @@ impl TaskInfo {
     }
 }
 
+/// A task's name as stored: given, or the future's type name, shortened only when it
+/// is shown (spawning stays free of string work).
+#[derive(Clone, Debug)]
+pub(crate) enum TaskName {
+    Given(Cow<'static, str>),
+    /// `std::any::type_name` of the future or closure.
+    OfType(&'static str),
+}
+
+impl TaskName {
+    pub(crate) fn of_type<T>() -> Self {
+        TaskName::OfType(std::any::type_name::<T>())
+    }
+
+    pub(crate) fn shown(&self) -> Cow<'static, str> {
+        match self {
+            TaskName::Given(n) => n.clone(),
+            TaskName::OfType(t) => Cow::Borrowed(short_type_name(t)),
+        }
+    }
+}
+
+/// `app::feed::poll_feed::{{closure}}` → `poll_feed`; `app::main::{{closure}}::{{closure}}`
+/// → `main::{{closure}}`; generic arguments dropped.
+pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+    let base = full.find('<').map_or(full, |i| &full[..i]);
+    let base = base.strip_suffix("::{{closure}}").unwrap_or(base);
+    let mut segments = base.rmatch_indices("::").map(|(i, _)| i + 2);
+    let Some(last) = segments.next() else {
+        return base;
+    };
+    // Keep the segment before a trailing `{{closure}}`: it names the function.
+    let start = match segments.next() {
+        Some(before) if base[last..].starts_with("{{") => before,
+        _ => last,
+    };
+    &base[start..]
+}
+
 /// How a task's entry left the registry; counted in [`Stats`](crate::Stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -168,7 +207,7 @@ pub(crate) struct SlotKey {
 }
 
 struct Entry {
-    name: Cow<'static, str>,
+    name: TaskName,
     location: &'static Location<'static>,
     started: Instant,
     state: TaskState,
@@ -269,7 +308,7 @@ impl Registry {
 
     pub(crate) fn insert(
         &self,
-        name: Cow<'static, str>,
+        name: TaskName,
         location: &'static Location<'static>,
         state: TaskState,
     ) -> SlotKey {
@@ -385,7 +424,7 @@ impl Registry {
 
     pub(crate) fn snapshot_one(&self, key: SlotKey) -> Option<TaskInfo> {
         self.with_entry(key, |e| TaskInfo {
-            name: e.name.clone(),
+            name: e.name.shown(),
             location: e.location,
             started: e.started,
             state: e.state,
@@ -397,7 +436,7 @@ impl Registry {
             let slots = self.lock(shard);
             out.extend(slots.slots.iter().filter_map(|s| {
                 s.entry.as_ref().map(|e| TaskInfo {
-                    name: e.name.clone(),
+                    name: e.name.shown(),
                     location: e.location,
                     started: e.started,
                     state: e.state,
@@ -446,12 +485,12 @@ mod tests {
     fn insert_remove_counts_and_reuses_slots() {
         let r = Registry::new();
         let loc = Location::caller();
-        let a = r.insert("a".into(), loc, TaskState::Running);
-        let b = r.insert("b".into(), loc, TaskState::Running);
+        let a = r.insert(TaskName::Given("a".into()), loc, TaskState::Running);
+        let b = r.insert(TaskName::Given("b".into()), loc, TaskState::Running);
         assert_eq!(r.live(), 2);
         assert!(!r.remove(a, Outcome::Completed) || a.shard != b.shard);
         assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
-        let c = r.insert("c".into(), loc, TaskState::Running);
+        let c = r.insert(TaskName::Given("c".into()), loc, TaskState::Running);
         assert_eq!((c.shard, c.index), (a.shard, a.index), "slot reused");
         assert_ne!(c.generation, a.generation, "with a new generation");
         assert_eq!(
@@ -469,9 +508,30 @@ mod tests {
     }
 
     #[test]
+    fn type_names_shorten_to_the_function() {
+        assert_eq!(
+            short_type_name("app::feed::poll_feed::{{closure}}"),
+            "poll_feed"
+        );
+        assert_eq!(
+            short_type_name("app::main::{{closure}}::{{closure}}"),
+            "main::{{closure}}"
+        );
+        assert_eq!(
+            short_type_name("core::future::pending::Pending<()>"),
+            "Pending"
+        );
+        assert_eq!(short_type_name("poll"), "poll");
+    }
+
+    #[test]
     fn snapshot_sees_states() {
         let r = Registry::new();
-        let k = r.insert("x".into(), Location::caller(), TaskState::Running);
+        let k = r.insert(
+            TaskName::Given("x".into()),
+            Location::caller(),
+            TaskState::Running,
+        );
         r.set_state(k, TaskState::CleaningUp);
         let mut v = Vec::new();
         r.snapshot_into(&mut v);

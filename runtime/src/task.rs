@@ -32,47 +32,7 @@ pub(crate) fn completed<T>(_: &T) -> TaskOutcome {
     TaskOutcome::Completed
 }
 
-pub(crate) enum TaskName {
-    Given(Cow<'static, str>),
-    /// `std::any::type_name` of the future or closure, shortened when shown.
-    OfType(&'static str),
-}
-
-impl TaskName {
-    pub(crate) fn of_type<T>() -> Self {
-        TaskName::OfType(std::any::type_name::<T>())
-    }
-
-    fn into_cow(self) -> Cow<'static, str> {
-        match self {
-            TaskName::Given(n) => n,
-            TaskName::OfType(t) => Cow::Borrowed(short_type_name(t)),
-        }
-    }
-}
-
-/// `app::feed::poll_feed::{{closure}}` → `poll_feed`; `app::main::{{closure}}::{{closure}}`
-/// → `main::{{closure}}`; generic arguments dropped.
-pub(crate) fn short_type_name(full: &'static str) -> &'static str {
-    let base = match full.find('<') {
-        Some(i) => &full[..i],
-        None => full,
-    };
-    let base = base.strip_suffix("::{{closure}}").unwrap_or(base);
-    let mut start = 0;
-    let bytes = base.as_bytes();
-    // Keep the last segment, plus the one before it when the last is `{{closure}}`.
-    let segments: Vec<usize> = (0..bytes.len().saturating_sub(1))
-        .filter(|&i| bytes[i] == b':' && bytes[i + 1] == b':')
-        .collect();
-    if let Some(&last) = segments.last() {
-        start = last + 2;
-        if base[start..].starts_with("{{") && segments.len() >= 2 {
-            start = segments[segments.len() - 2] + 2;
-        }
-    }
-    &base[start..]
-}
+pub(crate) use crate::registry::TaskName;
 
 /// Owns a registry entry; removing it (and counting how the task ended) when dropped.
 pub(crate) struct TaskGuard {
@@ -84,7 +44,7 @@ pub(crate) struct TaskGuard {
 impl TaskGuard {
     pub(crate) fn new(
         scope: &Shutdown,
-        name: Cow<'static, str>,
+        name: TaskName,
         location: &'static Location<'static>,
     ) -> Self {
         let key = scope
@@ -173,31 +133,56 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Wraps `fut` so that it runs with `guard`'s ambient scope, reports a panic (then lets
-/// it reach the `JoinHandle` as usual) and counts its outcome.
-pub(crate) fn tracked<F>(
-    mut guard: TaskGuard,
-    fut: F,
-    classify: fn(&F::Output) -> TaskOutcome,
-    detached: bool,
-) -> impl Future<Output = F::Output>
-where
-    F: Future,
-{
-    let ambient = guard.ambient();
-    ambient::scope(ambient, async move {
-        match catch_panic(fut).await {
-            Ok(v) => {
-                guard.finish(classify(&v), detached);
-                v
+pin_project_lite::pin_project! {
+    /// A tracked task's future: the user's future stored once, its registry entry, and
+    /// how to count its output. Reports a panic (then lets it reach the `JoinHandle` as
+    /// usual) and records the outcome.
+    pub(crate) struct Tracked<F: Future> {
+        #[pin]
+        inner: F,
+        guard: TaskGuard,
+        classify: fn(&F::Output) -> TaskOutcome,
+        detached: bool,
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut inner = this.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => {
+                this.guard.finish((this.classify)(&v), *this.detached);
+                Poll::Ready(v)
             }
             Err(payload) => {
-                guard.panicked(&*payload);
-                drop(guard);
+                this.guard.panicked(&*payload);
                 std::panic::resume_unwind(payload)
             }
         }
-    })
+    }
+}
+
+/// Runs `fut` as a tracked task body: with `guard`'s scope ambient.
+pub(crate) fn tracked<F: Future>(
+    guard: TaskGuard,
+    fut: F,
+    classify: fn(&F::Output) -> TaskOutcome,
+    detached: bool,
+) -> tokio::task::futures::TaskLocalFuture<Ambient, Tracked<F>> {
+    let ambient = guard.ambient();
+    ambient::scope(
+        ambient,
+        Tracked {
+            inner: fut,
+            guard,
+            classify,
+            detached,
+        },
+    )
 }
 
 /// Polls `fut`, turning a panic into `Err(payload)`.
@@ -225,9 +210,19 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let guard = TaskGuard::new(scope, name.into_cow(), location);
+    #[cfg(tokio_unstable)]
+    let console_name = name.shown().into_owned();
+    let guard = TaskGuard::new(scope, name, location);
     let key = guard.key();
-    let handle = tokio::spawn(tracked(guard, fut, classify, detached));
+    let task = tracked(guard, fut, classify, detached);
+    // Under `tokio_unstable`, tokio-console shows the task by its sundown name.
+    #[cfg(tokio_unstable)]
+    let handle = tokio::task::Builder::new()
+        .name(&console_name)
+        .spawn(task)
+        .unwrap_or_else(|e| panic!("tokio could not spawn `{console_name}`: {e}"));
+    #[cfg(not(tokio_unstable))]
+    let handle = tokio::spawn(task);
     scope.inner.registry.set_abort(key, handle.abort_handle());
     handle
 }
@@ -244,7 +239,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let mut guard = TaskGuard::new(scope, name.into_cow(), location);
+    let mut guard = TaskGuard::new(scope, name, location);
     let key = guard.key();
     let handle = tokio::task::spawn_blocking(move || {
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
@@ -275,26 +270,4 @@ pub(crate) fn ambient_scope_for_spawn(what: &str) -> Option<Shutdown> {
         ));
     }
     scope
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_type_name;
-
-    #[test]
-    fn type_names_shorten_to_the_function() {
-        assert_eq!(
-            short_type_name("app::feed::poll_feed::{{closure}}"),
-            "poll_feed"
-        );
-        assert_eq!(
-            short_type_name("app::main::{{closure}}::{{closure}}"),
-            "main::{{closure}}"
-        );
-        assert_eq!(
-            short_type_name("core::future::pending::Pending<()>"),
-            "Pending"
-        );
-        assert_eq!(short_type_name("poll"), "poll");
-    }
 }

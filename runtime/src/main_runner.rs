@@ -439,7 +439,7 @@ fn body_result(
         (Ok(outcome), Some(g)) => {
             let outcome = g.refine(outcome);
             // Not detached: main's error is printed as main's, not as a task failure.
-            g.finish(outcome.clone(), false);
+            g.finish(outcome.clone());
             Ok(outcome)
         }
         (Ok(outcome), None) => Ok(outcome),

@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -198,18 +199,27 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
-/// Identifies one entry; the generation guards against a reused slot.
+/// Identifies one entry in 8 bytes (`Option<SlotKey>` too); the generation guards
+/// against a reused slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SlotKey {
-    shard: u32,
-    index: u32,
-    generation: u32,
+    /// The slot's index plus one.
+    index: NonZeroU32,
+    shard: u16,
+    generation: u16,
+}
+
+impl SlotKey {
+    fn slot(self) -> u32 {
+        self.index.get() - 1
+    }
 }
 
 struct Entry {
     name: TaskName,
     location: &'static Location<'static>,
-    started: Instant,
+    /// Nanoseconds from the registry's base instant.
+    started: u64,
     state: TaskState,
     /// A `#[cancel_safe]` function of this task returned its cancellation: an `Err`
     /// the task then returns is that cancellation propagating, even when the error
@@ -219,12 +229,16 @@ struct Entry {
 }
 
 struct Slot {
-    generation: u32,
+    generation: u16,
     next_free: u32,
     entry: Option<Entry>,
 }
 
 const NO_SLOT: u32 = u32::MAX;
+
+/// Slots are allocated in chunks of this many, so a growing shard never copies or
+/// doubles its storage.
+const CHUNK: usize = 256;
 
 #[derive(Default)]
 struct Counters {
@@ -234,10 +248,55 @@ struct Counters {
 }
 
 struct ShardSlots {
-    slots: Vec<Slot>,
+    chunks: Vec<Box<[Slot]>>,
+    /// Slots handed out so far (the rest of the last chunk is untouched).
+    used: u32,
     free: u32,
     live: usize,
     counters: Counters,
+}
+
+impl ShardSlots {
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        let i = index as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .take(self.used as usize)
+    }
+
+    fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        let used = self.used as usize;
+        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(used)
+    }
+
+    /// A free slot's index: a recycled one, or the next never-used one.
+    fn take_free(&mut self) -> u32 {
+        if self.free != NO_SLOT {
+            let index = self.free;
+            let next = self.slot_mut(index).map_or(NO_SLOT, |s| s.next_free);
+            self.free = next;
+            return index;
+        }
+        let index = self.used;
+        if index as usize == self.chunks.len() * CHUNK {
+            self.chunks.push(
+                (0..CHUNK)
+                    .map(|_| Slot {
+                        generation: 0,
+                        next_free: NO_SLOT,
+                        entry: None,
+                    })
+                    .collect(),
+            );
+        }
+        self.used += 1;
+        index
+    }
 }
 
 // Padded so that two shards never share a cache line (128 covers adjacent-line
@@ -247,6 +306,7 @@ struct Shard(Mutex<ShardSlots>);
 
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
+    base: Instant,
 }
 
 /// Totals across the shards.
@@ -287,14 +347,27 @@ impl Registry {
         let shards = (0..shard_count())
             .map(|_| {
                 Shard(Mutex::new(ShardSlots {
-                    slots: Vec::new(),
+                    chunks: Vec::new(),
+                    used: 0,
                     free: NO_SLOT,
                     live: 0,
                     counters: Counters::default(),
                 }))
             })
             .collect();
-        Registry { shards }
+        Registry {
+            shards,
+            base: Instant::now(),
+        }
+    }
+
+    fn info(&self, e: &Entry) -> TaskInfo {
+        TaskInfo {
+            name: e.name.shown(),
+            location: e.location,
+            started: self.base + Duration::from_nanos(e.started),
+            state: e.state,
+        }
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, ShardSlots> {
@@ -313,43 +386,40 @@ impl Registry {
         state: TaskState,
     ) -> SlotKey {
         let shard = this_threads_shard(self.shards.len());
+        let started = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.base)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
         let entry = Entry {
             name,
             location,
-            started: Instant::now(),
+            started,
             state,
             propagating_cancel: false,
             abort: None,
         };
         let mut slots = self.lock(shard);
         slots.live += 1;
-        let free = slots.free;
-        let (index, generation) = if free == NO_SLOT {
-            let index = slots.slots.len() as u32;
-            slots.slots.push(Slot {
-                generation: 0,
-                next_free: NO_SLOT,
-                entry: Some(entry),
-            });
-            (index, 0)
-        } else {
-            let slot = &mut slots.slots[free as usize];
-            let next = slot.next_free;
-            slot.entry = Some(entry);
-            let generation = slot.generation;
-            slots.free = next;
-            (free, generation)
+        let index = slots.take_free();
+        let generation = match slots.slot_mut(index) {
+            Some(slot) => {
+                slot.entry = Some(entry);
+                slot.generation
+            }
+            None => 0,
         };
         SlotKey {
-            shard: shard as u32,
-            index,
+            index: NonZeroU32::MIN.saturating_add(index),
+            shard: shard as u16,
             generation,
         }
     }
 
     fn with_entry<R>(&self, key: SlotKey, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut slots = self.lock(key.shard as usize);
-        let slot = slots.slots.get_mut(key.index as usize)?;
+        let slot = slots.slot_mut(key.slot())?;
         if slot.generation != key.generation {
             return None;
         }
@@ -380,7 +450,7 @@ impl Registry {
         let (emptied, abort) = {
             let mut slots = self.lock(key.shard as usize);
             let free = slots.free;
-            let Some(slot) = slots.slots.get_mut(key.index as usize) else {
+            let Some(slot) = slots.slot_mut(key.slot()) else {
                 return false;
             };
             if slot.generation != key.generation {
@@ -391,7 +461,7 @@ impl Registry {
             };
             slot.generation = slot.generation.wrapping_add(1);
             slot.next_free = free;
-            slots.free = key.index;
+            slots.free = key.slot();
             slots.live -= 1;
             let c = &mut slots.counters;
             match outcome {
@@ -423,25 +493,23 @@ impl Registry {
     }
 
     pub(crate) fn snapshot_one(&self, key: SlotKey) -> Option<TaskInfo> {
-        self.with_entry(key, |e| TaskInfo {
-            name: e.name.shown(),
-            location: e.location,
-            started: e.started,
-            state: e.state,
-        })
+        let mut slots = self.lock(key.shard as usize);
+        let slot = slots.slot_mut(key.slot())?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let e = slot.entry.as_ref()?;
+        Some(self.info(e))
     }
 
     pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
         for shard in 0..self.shards.len() {
             let slots = self.lock(shard);
-            out.extend(slots.slots.iter().filter_map(|s| {
-                s.entry.as_ref().map(|e| TaskInfo {
-                    name: e.name.shown(),
-                    location: e.location,
-                    started: e.started,
-                    state: e.state,
-                })
-            }));
+            out.extend(
+                slots
+                    .slots()
+                    .filter_map(|s| s.entry.as_ref().map(|e| self.info(e))),
+            );
         }
     }
 
@@ -452,8 +520,7 @@ impl Registry {
             let slots = self.lock(shard);
             handles.extend(
                 slots
-                    .slots
-                    .iter()
+                    .slots()
                     .filter_map(|s| s.entry.as_ref().and_then(|e| e.abort.clone())),
             );
         }
@@ -468,7 +535,7 @@ impl Registry {
     pub(crate) fn mark_all_blocking(&self) {
         for shard in 0..self.shards.len() {
             let mut slots = self.lock(shard);
-            for slot in &mut slots.slots {
+            for slot in slots.slots_mut() {
                 if let Some(e) = slot.entry.as_mut() {
                     e.state = TaskState::Blocking;
                 }
@@ -491,7 +558,7 @@ mod tests {
         assert!(!r.remove(a, Outcome::Completed) || a.shard != b.shard);
         assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
         let c = r.insert(TaskName::Given("c".into()), loc, TaskState::Running);
-        assert_eq!((c.shard, c.index), (a.shard, a.index), "slot reused");
+        assert_eq!((c.shard, c.slot()), (a.shard, a.slot()), "slot reused");
         assert_ne!(c.generation, a.generation, "with a new generation");
         assert_eq!(
             r.set_state(a, TaskState::Blocking),

@@ -39,6 +39,8 @@ pub(crate) struct TaskGuard {
     scope: Shutdown,
     key: SlotKey,
     outcome: Outcome,
+    /// The handle was discarded where the task was made: an `Err` is a failure.
+    detached: bool,
 }
 
 impl TaskGuard {
@@ -56,6 +58,7 @@ impl TaskGuard {
             key,
             // Until the task says otherwise, being dropped means it was cancelled.
             outcome: Outcome::Cancelled,
+            detached: false,
         }
     }
 
@@ -83,7 +86,13 @@ impl TaskGuard {
     }
 
     /// Records how the task ended; a failure is reported now.
-    pub(crate) fn finish(&mut self, outcome: TaskOutcome, detached: bool) {
+    pub(crate) fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
+    }
+
+    pub(crate) fn finish(&mut self, outcome: TaskOutcome) {
+        let detached = self.detached;
         self.outcome = match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
@@ -137,16 +146,16 @@ pin_project_lite::pin_project! {
     /// A tracked task's future: the user's future stored once, its registry entry, and
     /// how to count its output. Reports a panic (then lets it reach the `JoinHandle` as
     /// usual) and records the outcome.
-    pub(crate) struct Tracked<F: Future> {
+    pub(crate) struct Tracked<F, C> {
         #[pin]
         inner: F,
         guard: TaskGuard,
-        classify: fn(&F::Output) -> TaskOutcome,
-        detached: bool,
+        // A fn item for plain spawns (zero-sized), a fn pointer from the attributes.
+        classify: C,
     }
 }
 
-impl<F: Future> Future for Tracked<F> {
+impl<F: Future, C: Fn(&F::Output) -> TaskOutcome> Future for Tracked<F, C> {
     type Output = F::Output;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
@@ -155,7 +164,7 @@ impl<F: Future> Future for Tracked<F> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
-                this.guard.finish((this.classify)(&v), *this.detached);
+                this.guard.finish((this.classify)(&v));
                 Poll::Ready(v)
             }
             Err(payload) => {
@@ -167,12 +176,11 @@ impl<F: Future> Future for Tracked<F> {
 }
 
 /// Runs `fut` as a tracked task body: with `guard`'s scope ambient.
-pub(crate) fn tracked<F: Future>(
+pub(crate) fn tracked<F: Future, C: Fn(&F::Output) -> TaskOutcome>(
     guard: TaskGuard,
     fut: F,
-    classify: fn(&F::Output) -> TaskOutcome,
-    detached: bool,
-) -> tokio::task::futures::TaskLocalFuture<Ambient, Tracked<F>> {
+    classify: C,
+) -> tokio::task::futures::TaskLocalFuture<Ambient, Tracked<F, C>> {
     let ambient = guard.ambient();
     ambient::scope(
         ambient,
@@ -180,7 +188,6 @@ pub(crate) fn tracked<F: Future>(
             inner: fut,
             guard,
             classify,
-            detached,
         },
     )
 }
@@ -198,23 +205,24 @@ pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn 
     .await
 }
 
-pub(crate) fn spawn<F>(
+pub(crate) fn spawn<F, C>(
     scope: &Shutdown,
     name: TaskName,
     location: &'static Location<'static>,
     fut: F,
-    classify: fn(&F::Output) -> TaskOutcome,
+    classify: C,
     detached: bool,
 ) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    C: Fn(&F::Output) -> TaskOutcome + Send + 'static,
 {
     #[cfg(tokio_unstable)]
     let console_name = name.shown().into_owned();
-    let guard = TaskGuard::new(scope, name, location);
+    let guard = TaskGuard::new(scope, name, location).detached(detached);
     let key = guard.key();
-    let task = tracked(guard, fut, classify, detached);
+    let task = tracked(guard, fut, classify);
     // Under `tokio_unstable`, tokio-console shows the task by its sundown name.
     #[cfg(tokio_unstable)]
     let handle = tokio::task::Builder::new()
@@ -239,13 +247,13 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let mut guard = TaskGuard::new(scope, name, location);
+    let mut guard = TaskGuard::new(scope, name, location).detached(detached);
     let key = guard.key();
     let handle = tokio::task::spawn_blocking(move || {
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => {
-                guard.finish(classify(&v), detached);
+                guard.finish(classify(&v));
                 v
             }
             Err(payload) => {

@@ -3,7 +3,7 @@
 
 use crate::args::{self, CancelArgs, DEFAULT_CLEANUP_TIMEOUT_MS};
 use crate::expand_common::{
-    default_krate, duration_tokens, fake_return_edge, reported_at, return_type,
+    default_krate, duration_tokens, fake_return_edge, outer_and_inner, reported_at, return_type,
 };
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, respan};
@@ -64,6 +64,8 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         token,
         krate,
     } = config;
+    // The body's inner attributes (`#![allow(..)]`) stay inside the function.
+    let (attrs, inner_attrs) = outer_and_inner(attrs);
     let krate = krate.unwrap_or_else(default_krate);
     let name = &sig.ident;
     let name_text = name.to_string();
@@ -123,6 +125,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            #(#inner_attrs)*
             #assert_cancellable
             let __sundown_site = #krate::__private::CancelSite::new(
                 #name_text,
@@ -230,6 +233,31 @@ mod tests {
         let expanded = expand(quote!(), declaration).to_string();
         assert!(
             expanded.contains("not on the trait's declaration"),
+            "{expanded}"
+        );
+    }
+
+    /// Regression: `#![allow(..)]` at the top of the body was emitted before the function,
+    /// where rustc rejects an inner attribute (found by the property tests).
+    #[test]
+    fn inner_attributes_of_the_body_stay_inside_the_function() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                #[inline]
+                async fn poll() -> Result<(), E> {
+                    #![allow(unused)]
+                    Ok(())
+                }
+            ),
+        );
+        let file: syn::File =
+            syn::parse2(expanded.clone()).unwrap_or_else(|e| panic!("{e}: {expanded}"));
+        assert!(file.attrs.is_empty(), "{expanded}");
+        assert!(
+            expanded.to_string().starts_with(
+                "# [inline] async fn poll () -> Result < () , E > { # ! [allow (unused)]"
+            ),
             "{expanded}"
         );
     }

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ReturnType, Signature};
+use syn::{AttrStyle, Attribute, ReturnType, Signature};
 
 /// The runtime crate's path when `crate = "..."` is not given.
 pub(crate) fn default_krate() -> syn::Path {
@@ -23,6 +23,15 @@ pub(crate) fn return_type(sig: &Signature) -> (TokenStream, Span) {
         ReturnType::Default => (quote!(()), reported_at(sig.ident.span())),
         ReturnType::Type(_, ty) => (quote!(#ty), reported_at(ty.span())),
     }
+}
+
+/// Splits a function's attributes into the outer ones (`#[...]` before it) and the inner
+/// ones (`#![...]` at the top of its body), which syn keeps in one list. Emitting an inner
+/// attribute before the function would apply it to the enclosing module, or be rejected.
+pub(crate) fn outer_and_inner(attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>) {
+    attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer))
 }
 
 /// `Duration::from_millis(millis)` through an absolute path.

@@ -3,7 +3,9 @@
 
 use crate::args::{self, ExitMode, FailurePolicy, Flavor, MainArgs};
 use crate::error::Errors;
-use crate::expand_common::{default_krate, duration_tokens, fake_return_edge, return_type};
+use crate::expand_common::{
+    default_krate, duration_tokens, fake_return_edge, outer_and_inner, return_type,
+};
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, respan};
 use proc_macro2::TokenStream;
@@ -80,6 +82,8 @@ fn expand_checked(
         sig,
         mut block,
     } = function;
+    // The body's inner attributes (`#![allow(..)]`) stay inside the generated function.
+    let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
     SpawnRewriter::new(krate, name_text.clone()).visit_block_mut(&mut block);
@@ -106,6 +110,7 @@ fn expand_checked(
     quote! {
         #(#attrs)*
         #vis fn #name() {
+            #(#inner_attrs)*
             fn __sundown_output_is_debug<T: ::core::fmt::Debug>() {}
             #output_is_debug
             #[allow(clippy::needless_update)]
@@ -281,6 +286,29 @@ mod tests {
         assert!(expanded.starts_with("struct NotAFunction ;"), "{expanded}");
         assert!(
             expanded.contains("can only be applied to an `async fn`"),
+            "{expanded}"
+        );
+    }
+
+    /// Regression: `#![allow(..)]` at the top of the body was emitted before the generated
+    /// `fn main`, where rustc rejects an inner attribute (found by the property tests).
+    #[test]
+    fn inner_attributes_of_the_body_stay_inside_the_function() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                async fn main() -> Result<(), E> {
+                    #![allow(unused)]
+                }
+            ),
+        );
+        let file: syn::File =
+            syn::parse2(expanded.clone()).unwrap_or_else(|e| panic!("{e}: {expanded}"));
+        assert!(file.attrs.is_empty(), "{expanded}");
+        assert!(
+            expanded
+                .to_string()
+                .starts_with("fn main () { # ! [allow (unused)]"),
             "{expanded}"
         );
     }

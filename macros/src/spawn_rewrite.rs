@@ -6,7 +6,7 @@ use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprCall, Item, Pat, Stmt};
+use syn::{Block, Expr, ExprBlock, ExprCall, Item, Pat, Stmt, token};
 
 /// Which tokio function a call spawns through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,15 +54,23 @@ impl<'a> SpawnRewriter<'a> {
         let callee = respan(quote!(#krate::__private::#tracked), site);
         let arguments = quote!(#name, #detached, #local, __sundown_classify);
         let tracked_call = quote_spanned!(site=> #callee(#arguments));
-        let tokens = quote! {
-            {
-                let #local = #spawned;
-                let __sundown_classify =
-                    #krate::__classify!(#krate::__private::#probe(&#local));
-                #tracked_call
-            }
+        let statements = quote! {
+            let #local = #spawned;
+            let __sundown_classify =
+                #krate::__classify!(#krate::__private::#probe(&#local));
+            #tracked_call
         };
-        *expr = Expr::Verbatim(tokens);
+        // A block expression, not verbatim tokens: syn then knows the replacement is
+        // block-like and parenthesizes it where a block would end the statement
+        // (`tokio::spawn(x) == y;` at the start of a statement).
+        *expr = Expr::Block(ExprBlock {
+            attrs: Vec::new(),
+            label: None,
+            block: Block {
+                brace_token: token::Brace::default(),
+                stmts: vec![Stmt::Expr(Expr::Verbatim(statements), None)],
+            },
+        });
     }
 }
 
@@ -363,6 +371,30 @@ mod tests {
                 spawned("main::{async block}", true),
                 spawned("in_branch", false),
                 spawned("other_branch", false),
+            ]
+        );
+    }
+
+    /// Regression: a spawn at the start of a statement and followed by an operator
+    /// (`tokio::spawn(x) == y;`) became a block that ended the statement, leaving `== y`
+    /// as a syntax error (found by the property tests).
+    #[test]
+    fn spawn_at_the_start_of_a_statement_followed_by_an_operator() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn main() {
+                tokio::spawn(a()) == x;
+                tokio::spawn(b()) as u8;
+                let h = tokio::spawn(c()) else { return };
+                match x { _ => tokio::spawn(d()) == y }
+            }
+        });
+        assert_eq!(
+            spawns,
+            [
+                spawned("a", false),
+                spawned("b", false),
+                spawned("c", false),
+                spawned("d", false),
             ]
         );
     }

@@ -20,7 +20,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
+// Wall-clock ages: a task's age is real time even under tokio's paused test clock,
+// and reading it does not consult the runtime.
+use std::time::Instant;
 
 /// What a tracked task is doing, as the task table and the straggler report show it.
 ///

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use crate::registry::SlotKey;
 use crate::scope::Shutdown;
+use crate::task::TaskGuard;
 
 #[derive(Clone)]
 pub(crate) struct Ambient {
@@ -19,8 +20,25 @@ pub(crate) struct Ambient {
     pub(crate) shielded: bool,
 }
 
+/// The task-local value: a tracked task's own guard (which owns its registry entry,
+/// so the entry goes exactly when the task's future does), or a view of a scope set by
+/// `enter`, `shield` or a close hook.
+pub(crate) enum Local {
+    Owner(TaskGuard),
+    View(Ambient),
+}
+
+impl Local {
+    fn ambient(&self) -> &Ambient {
+        match self {
+            Local::Owner(guard) => guard.ambient_ref(),
+            Local::View(a) => a,
+        }
+    }
+}
+
 tokio::task_local! {
-    static AMBIENT: Ambient;
+    static AMBIENT: Local;
 }
 
 thread_local! {
@@ -35,7 +53,7 @@ pub(crate) fn set_process_scope(scope: &Shutdown) -> bool {
 
 /// The ambient context, if there is one.
 pub(crate) fn current() -> Option<Ambient> {
-    if let Ok(a) = AMBIENT.try_with(Ambient::clone) {
+    if let Ok(a) = AMBIENT.try_with(|l| l.ambient().clone()) {
         return Some(a);
     }
     if let Some(a) = BLOCKING_AMBIENT.with(|b| b.borrow().clone()) {
@@ -56,8 +74,26 @@ pub(crate) fn current_scope() -> Option<Shutdown> {
 pub(crate) fn scope<F: std::future::Future>(
     ambient: Ambient,
     fut: F,
-) -> tokio::task::futures::TaskLocalFuture<Ambient, F> {
-    AMBIENT.scope(ambient, fut)
+) -> tokio::task::futures::TaskLocalFuture<Local, F> {
+    AMBIENT.scope(Local::View(ambient), fut)
+}
+
+/// Runs a tracked task's future with its guard as the task-local value.
+pub(crate) fn owned<F: std::future::Future>(
+    guard: TaskGuard,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<Local, F> {
+    AMBIENT.scope(Local::Owner(guard), fut)
+}
+
+/// Runs `f` on the running task's own guard, if the code runs directly in a tracked
+/// task (not inside `enter` or `shield` within it).
+pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
+    let _ = AMBIENT.try_with(|l| {
+        if let Local::Owner(guard) = l {
+            f(guard);
+        }
+    });
 }
 
 /// Sets the thread-local context for the duration of a blocking closure.

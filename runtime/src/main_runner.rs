@@ -341,7 +341,7 @@ where
         })
         .await;
         if let Some(r) = first {
-            result = Some(body_result(r, guard.as_mut()));
+            result = Some(body_result(r, guard.as_ref()));
             body = None;
             guard = None;
         }
@@ -375,7 +375,7 @@ where
             .await;
             match woke {
                 Wake::Report(r) => break *r,
-                Wake::Body(r) => result = Some(body_result(r, guard.as_mut())),
+                Wake::Body(r) => result = Some(body_result(r, guard.as_ref())),
                 // Stragglers are being aborted: the body is one of them.
                 Wake::Aborted => {}
             }
@@ -433,7 +433,7 @@ enum Wake {
 /// Classifies the body's result and records it on main's registry entry.
 fn body_result(
     r: Result<TaskOutcome, Box<dyn std::any::Any + Send>>,
-    guard: Option<&mut TaskGuard>,
+    guard: Option<&TaskGuard>,
 ) -> Result<TaskOutcome, String> {
     match (r, guard) {
         (Ok(outcome), Some(g)) => {

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location};
 use std::task::Poll;
@@ -35,10 +36,12 @@ pub(crate) fn completed<T>(_: &T) -> TaskOutcome {
 pub(crate) use crate::registry::TaskName;
 
 /// Owns a registry entry; removing it (and counting how the task ended) when dropped.
+/// For a tracked task it lives in the task-local slot, beside nothing else: the
+/// scope handle it holds is the task's ambient scope too.
 pub(crate) struct TaskGuard {
-    scope: Shutdown,
+    ambient: Ambient,
     key: SlotKey,
-    outcome: Outcome,
+    outcome: Cell<Outcome>,
     /// The handle was discarded where the task was made: an `Err` is a failure.
     detached: bool,
 }
@@ -54,31 +57,46 @@ impl TaskGuard {
             .registry
             .insert(name, location, TaskState::Running);
         TaskGuard {
-            scope: scope.clone(),
+            ambient: Ambient {
+                scope: scope.clone(),
+                task: Some(key),
+                shielded: false,
+            },
             key,
             // Until the task says otherwise, being dropped means it was cancelled.
-            outcome: Outcome::Cancelled,
+            outcome: Cell::new(Outcome::Cancelled),
             detached: false,
         }
+    }
+
+    fn scope(&self) -> &Shutdown {
+        &self.ambient.scope
     }
 
     pub(crate) fn key(&self) -> SlotKey {
         self.key
     }
 
+    pub(crate) fn ambient_ref(&self) -> &Ambient {
+        &self.ambient
+    }
+
     pub(crate) fn ambient(&self) -> Ambient {
-        Ambient {
-            scope: self.scope.clone(),
-            task: Some(self.key),
-            shielded: false,
-        }
+        self.ambient.clone()
+    }
+
+    pub(crate) fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
     }
 
     /// An `Err` after one of the task's `#[cancel_safe]` calls returned its
     /// cancellation is that cancellation propagating.
     pub(crate) fn refine(&self, outcome: TaskOutcome) -> TaskOutcome {
         match outcome {
-            TaskOutcome::Failed(_) if self.scope.inner.registry.is_propagating_cancel(self.key) => {
+            TaskOutcome::Failed(_)
+                if self.scope().inner.registry.is_propagating_cancel(self.key) =>
+            {
                 TaskOutcome::Cancelled
             }
             other => other,
@@ -86,38 +104,33 @@ impl TaskGuard {
     }
 
     /// Records how the task ended; a failure is reported now.
-    pub(crate) fn detached(mut self, detached: bool) -> Self {
-        self.detached = detached;
-        self
-    }
-
-    pub(crate) fn finish(&mut self, outcome: TaskOutcome) {
-        let detached = self.detached;
-        self.outcome = match self.refine(outcome) {
+    pub(crate) fn finish(&self, outcome: TaskOutcome) {
+        let settled = match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
-            TaskOutcome::Failed(debug) if detached => {
+            TaskOutcome::Failed(debug) if self.detached => {
                 self.fail(FailureKind::Returned(debug));
                 Outcome::Failed
             }
             // A kept handle is the spawner's to await: the error is theirs to handle.
             TaskOutcome::Failed(_) => Outcome::Completed,
-        }
+        };
+        self.outcome.set(settled);
     }
 
-    pub(crate) fn panicked(&mut self, payload: &(dyn Any + Send)) {
+    pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) {
         self.fail(FailureKind::Panicked(panic_message(payload)));
-        self.outcome = Outcome::Failed;
+        self.outcome.set(Outcome::Failed);
     }
 
     fn fail(&self, kind: FailureKind) {
         let (name, location) = self.info();
-        self.scope
+        self.scope()
             .record_failure(Failure::new(name, location, kind));
     }
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
-        match self.scope.inner.registry.snapshot_one(self.key) {
+        match self.scope().inner.registry.snapshot_one(self.key) {
             Some(t) => (Cow::Owned(t.name().to_owned()), t.location()),
             None => (Cow::Borrowed("task"), Location::caller()),
         }
@@ -126,8 +139,9 @@ impl TaskGuard {
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        if self.scope.inner.registry.remove(self.key, self.outcome) {
-            self.scope.inner.task_finished();
+        let scope = self.scope();
+        if scope.inner.registry.remove(self.key, self.outcome.get()) {
+            scope.inner.task_finished();
         }
     }
 }
@@ -149,7 +163,6 @@ pin_project_lite::pin_project! {
     pub(crate) struct Tracked<F, C> {
         #[pin]
         inner: F,
-        guard: TaskGuard,
         // A fn item for plain spawns (zero-sized), a fn pointer from the attributes.
         classify: C,
     }
@@ -164,29 +177,30 @@ impl<F: Future, C: Fn(&F::Output) -> TaskOutcome> Future for Tracked<F, C> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
-                this.guard.finish((this.classify)(&v));
+                let outcome = (this.classify)(&v);
+                // Polled inside the task's own scope: the guard is the task-local value.
+                ambient::with_own_guard(|guard| guard.finish(outcome));
                 Poll::Ready(v)
             }
             Err(payload) => {
-                this.guard.panicked(&*payload);
+                ambient::with_own_guard(|guard| guard.panicked(&*payload));
                 std::panic::resume_unwind(payload)
             }
         }
     }
 }
 
-/// Runs `fut` as a tracked task body: with `guard`'s scope ambient.
+/// Runs `fut` as a tracked task body: `guard` is its task-local value, so its scope
+/// is ambient and its entry is removed when the future goes.
 pub(crate) fn tracked<F: Future, C: Fn(&F::Output) -> TaskOutcome>(
     guard: TaskGuard,
     fut: F,
     classify: C,
-) -> tokio::task::futures::TaskLocalFuture<Ambient, Tracked<F, C>> {
-    let ambient = guard.ambient();
-    ambient::scope(
-        ambient,
+) -> tokio::task::futures::TaskLocalFuture<ambient::Local, Tracked<F, C>> {
+    ambient::owned(
+        guard,
         Tracked {
             inner: fut,
-            guard,
             classify,
         },
     )
@@ -247,7 +261,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let mut guard = TaskGuard::new(scope, name, location).detached(detached);
+    let guard = TaskGuard::new(scope, name, location).detached(detached);
     let key = guard.key();
     let handle = tokio::task::spawn_blocking(move || {
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());

@@ -11,6 +11,8 @@ mod duration;
 mod error;
 mod expand_common;
 mod graceful_main;
+#[cfg(test)]
+mod proptests;
 mod signature;
 mod spawn_rewrite;
 mod suggest;

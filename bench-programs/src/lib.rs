@@ -1,0 +1,38 @@
+//! What the three measured programs share: how many tasks, and when to say `ready`.
+//!
+//! Every program spawns [`tasks()`] idle tasks that wait for cancellation, waits until
+//! each of them has been polled once (so it is parked on its cancellation future), and
+//! then prints `ready` on stdout. The driver sends SIGTERM as soon as it reads that line.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The environment variable that overrides the number of tasks.
+pub const TASKS_ENV: &str = "BENCH_TASKS";
+/// The default number of idle tasks.
+pub const DEFAULT_TASKS: usize = 10_000;
+
+/// How many idle tasks to spawn.
+pub fn tasks() -> usize {
+    std::env::var(TASKS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_TASKS)
+}
+
+/// Waits until `polled` reaches `n`: every task has started and is about to park.
+pub async fn until_polled(polled: &AtomicUsize, n: usize) {
+    while polled.load(Ordering::Acquire) < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The last task counted itself just before registering its waiter.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+/// Prints `ready` and flushes stdout.
+pub fn ready() {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}

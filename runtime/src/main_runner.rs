@@ -387,6 +387,8 @@ where
         report.budget = shared.budget;
         let delay = cancelled_at.saturating_duration_since(started);
         if !shared.config.delay.is_zero() {
+            // The budget counts from the first signal, so the total does too.
+            report.total += delay;
             report.steps.insert(
                 0,
                 StepTiming {

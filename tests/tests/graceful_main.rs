@@ -246,6 +246,23 @@ fn delay_turns_readiness_off_first_and_cancels_later() {
         "the delay step is timed: {}",
         end.stderr
     );
+    let took = end
+        .stderr
+        .split("took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default();
+    let took_ms: f64 = match took.strip_suffix("ms") {
+        Some(ms) => ms.parse().unwrap_or(0.0),
+        None => took
+            .strip_suffix('s')
+            .and_then(|s| s.parse().ok())
+            .map_or(0.0, |s: f64| s * 1000.0),
+    };
+    assert!(
+        took_ms >= 550.0,
+        "the total includes the 600ms delay: took {took}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 # * build: clean `cargo build --release` of a hello world with #[graceful_main] against
 #   one with #[tokio::main] + tokio-util.
 #
-#   bench-programs/run.sh             # both (about 10 minutes on 2 cores)
+#   bench-programs/run.sh             # both (about 6 minutes on 2 cores)
 #   bench-programs/run.sh shutdown    # one of them
 #   ROUNDS=21 WARMUP=1 TASKS=10000 BUILD_RUNS=3 bench-programs/run.sh
 set -euo pipefail

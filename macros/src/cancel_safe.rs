@@ -127,7 +127,8 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         #vis #sig {
             #(#inner_attrs)*
             #assert_cancellable
-            let __sundown_site = #krate::__private::CancelSite::new(
+            // Built once at compile time: a call pays nothing for it.
+            static __SUNDOWN_SITE: #krate::__private::CancelSite = #krate::__private::CancelSite::new(
                 #name_text,
                 #caller,
                 #cleanup_timeout,
@@ -135,7 +136,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             );
             #choose_token
             let __sundown_exit = #krate::__private::cancel_safe_body(
-                &__sundown_site,
+                &__SUNDOWN_SITE,
                 __sundown_token,
                 async {
                     #fake_return

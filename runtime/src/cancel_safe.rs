@@ -9,6 +9,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
@@ -139,6 +140,12 @@ impl Watch {
         }
     }
 
+    fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.cancelled
+            .as_mut()
+            .is_some_and(|c| c.as_mut().poll(cx).is_ready())
+    }
+
     fn is_cancelled(&self, choice: &TokenChoice<'_>) -> bool {
         match choice {
             TokenChoice::Given(t) => t.is_cancelled(),
@@ -181,61 +188,92 @@ fn record_loss(scope: Option<&Shutdown>, site: SiteInfo, why: CleanupLoss) {
     }
 }
 
-/// Runs a `#[cancel_safe]` body against its cancellation token.
-#[doc(hidden)]
-pub async fn cancel_safe_body<F: Future>(
-    site: &CancelSite,
-    token: TokenChoice<'_>,
-    body: F,
-) -> BodyExit<F::Output> {
-    let info = SiteInfo::from(site);
-    if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(token, TokenChoice::Given(_)) {
-        let watch = Watch::resolve(&token);
-        if watch.is_cancelled(&token) {
-            return BodyExit::Cancelled(Cancellation {
-                site: info,
-                ambient: watch.ambient,
-                body_ran: false,
-            });
+pin_project_lite::pin_project! {
+    /// A `#[cancel_safe]` body racing its cancellation token. Polls the body first; the
+    /// token is looked up and watched only once the body returns `Pending`, so a call
+    /// that completes at once pays a flag, a relaxed load and a branch.
+    #[doc(hidden)]
+    pub struct CancelSafeBody<'a, F> {
+        #[pin]
+        body: F,
+        site: &'a CancelSite,
+        token: TokenChoice<'a>,
+        // Boxed so that the fast path's future stays small.
+        watch: Option<Box<Watch>>,
+        started: bool,
+        // Pending with a cleanup to run: being dropped now loses the cleanup.
+        armed: bool,
+    }
+
+    impl<'a, F> PinnedDrop for CancelSafeBody<'a, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.armed {
+                let scope = this.watch.as_ref().and_then(|w| w.ambient.as_ref()).map(|a| &a.scope);
+                record_loss(scope, SiteInfo::from(*this.site), CleanupLoss::DroppedFromOutside);
+            }
         }
     }
-    let mut body = std::pin::pin!(body);
-    let mut watch: Option<Watch> = None;
-    let mut recorder = DropRecorder {
-        site: info,
+}
+
+/// Runs a `#[cancel_safe]` body against its cancellation token.
+#[doc(hidden)]
+#[inline]
+pub fn cancel_safe_body<'a, F: Future>(
+    site: &'a CancelSite,
+    token: TokenChoice<'a>,
+    body: F,
+) -> CancelSafeBody<'a, F> {
+    CancelSafeBody {
+        body,
+        site,
+        token,
+        watch: None,
+        started: false,
         armed: false,
-        ambient: None,
-        why: CleanupLoss::DroppedFromOutside,
-    };
-    let exit = std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = body.as_mut().poll(cx) {
+    }
+}
+
+impl<F: Future> Future for CancelSafeBody<'_, F> {
+    type Output = BodyExit<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !*this.started {
+            *this.started = true;
+            // Level-triggered: a call made after its scope was cancelled does not run.
+            if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(this.token, TokenChoice::Given(_))
+            {
+                let watch = Watch::resolve(this.token);
+                if watch.is_cancelled(this.token) {
+                    return Poll::Ready(BodyExit::Cancelled(Cancellation {
+                        site: SiteInfo::from(*this.site),
+                        ambient: watch.ambient,
+                        body_ran: false,
+                    }));
+                }
+                *this.watch = Some(Box::new(watch));
+            }
+        }
+        if let Poll::Ready(v) = this.body.poll(cx) {
+            *this.armed = false;
             return Poll::Ready(BodyExit::Finished(v));
         }
-        let w = watch.get_or_insert_with(|| {
-            let w = Watch::resolve(&token);
-            if site.has_cleanup {
-                recorder.armed = true;
-                recorder.ambient = w.ambient.clone();
-            }
-            w
-        });
-        let cancelled = w
-            .cancelled
-            .as_mut()
-            .is_some_and(|c| c.as_mut().poll(cx).is_ready());
-        if cancelled {
-            Poll::Ready(BodyExit::Cancelled(Cancellation {
-                site: info,
-                ambient: w.ambient.take(),
+        let watch = this
+            .watch
+            .get_or_insert_with(|| Box::new(Watch::resolve(this.token)));
+        *this.armed = this.site.has_cleanup;
+        if watch.poll_cancelled(cx) {
+            *this.armed = false;
+            return Poll::Ready(BodyExit::Cancelled(Cancellation {
+                site: SiteInfo::from(*this.site),
+                ambient: watch.ambient.take(),
                 body_ran: true,
-            }))
-        } else {
-            Poll::Pending
+            }));
         }
-    })
-    .await;
-    recorder.armed = false;
-    exit
+        Poll::Pending
+    }
 }
 
 /// Restores the task's state when the cleanup ends or is dropped.

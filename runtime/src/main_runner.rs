@@ -158,12 +158,28 @@ const FORCED_EXIT_FLUSH: Duration = Duration::from_millis(100);
 /// Runs `#[graceful_main]`'s body and exits with the design's exit code.
 #[doc(hidden)]
 #[track_caller]
-pub fn run_main<B, Fut>(config: MainConfig, body: B) -> !
+pub fn run_main<'a, B, Fut>(config: MainConfig, body: B) -> !
 where
-    B: FnOnce(Shutdown) -> Fut,
-    Fut: Future<Output = TaskOutcome>,
+    B: FnOnce(Shutdown) -> Fut + 'a,
+    Fut: Future<Output = TaskOutcome> + 'a,
 {
-    let location = Location::caller();
+    // Only this shim is generic: the runner is compiled once, in sundown, not in
+    // every program that uses the attribute.
+    run_boxed(
+        config,
+        Location::caller(),
+        Box::new(move |scope| Box::pin(body(scope)) as MainBody<'a>),
+    )
+}
+
+/// The body as the runner takes it.
+type MainBody<'a> = Pin<Box<dyn Future<Output = TaskOutcome> + 'a>>;
+
+fn run_boxed<'a>(
+    config: MainConfig,
+    location: &'static Location<'static>,
+    body: Box<dyn FnOnce(Shutdown) -> MainBody<'a> + 'a>,
+) -> ! {
     let budget = match std::env::var(TIMEOUT_VAR) {
         Ok(text) => match duration::parse(&text) {
             Ok(d) => d,
@@ -284,16 +300,12 @@ struct Outcome {
     untracked: usize,
 }
 
-fn run_on<B, Fut>(
+fn run_on<'a>(
     runtime: &tokio::runtime::Runtime,
     shared: &Arc<Shared>,
     location: &'static Location<'static>,
-    body: B,
-) -> Outcome
-where
-    B: FnOnce(Shutdown) -> Fut,
-    Fut: Future<Output = TaskOutcome>,
-{
+    body: Box<dyn FnOnce(Shutdown) -> MainBody<'a> + 'a>,
+) -> Outcome {
     let scope = shared.scope.clone();
     runtime.block_on(async move {
         let guard = TaskGuard::new(
@@ -407,7 +419,11 @@ where
             alive.saturating_sub(scope.inner.live_tasks() + internal_tasks)
         };
         let mut untracked = untracked_now();
+        // Only when something is left: a clean exit pays nothing here.
         for _ in 0..20 {
+            if untracked == 0 {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
             let now = untracked_now();
             if now == untracked {

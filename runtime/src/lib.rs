@@ -64,7 +64,6 @@ mod task;
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::panic::Location;
 
 use tokio::task::JoinHandle;
 
@@ -97,18 +96,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let location = Location::caller();
-    match task::ambient_scope_for_spawn("spawn") {
-        Some(scope) => task::spawn(
-            &scope,
-            task::TaskName::of_type::<F>(),
-            location,
-            fut,
-            task::completed::<F::Output>,
-            false,
-        ),
-        None => tokio::spawn(fut),
-    }
+    task::spawn_on_ambient(
+        Some("spawn"),
+        task::TaskName::of_type::<F>(),
+        fut,
+        task::completed::<F::Output>,
+        false,
+    )
 }
 
 /// [`spawn`] with a name for the task table and the straggler report.
@@ -129,18 +123,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let location = Location::caller();
-    match task::ambient_scope_for_spawn("spawn_named") {
-        Some(scope) => task::spawn(
-            &scope,
-            task::TaskName::Given(name.into()),
-            location,
-            fut,
-            task::completed::<F::Output>,
-            false,
-        ),
-        None => tokio::spawn(fut),
-    }
+    task::spawn_on_ambient(
+        Some("spawn_named"),
+        task::TaskName::Given(name.into()),
+        fut,
+        task::completed::<F::Output>,
+        false,
+    )
 }
 
 /// Runs a blocking closure as a tracked task of the ambient scope (see
@@ -160,18 +149,13 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let location = Location::caller();
-    match task::ambient_scope_for_spawn("spawn_blocking") {
-        Some(scope) => task::spawn_blocking(
-            &scope,
-            task::TaskName::of_type::<F>(),
-            location,
-            f,
-            task::completed::<R>,
-            false,
-        ),
-        None => tokio::task::spawn_blocking(f),
-    }
+    task::spawn_blocking_on_ambient(
+        Some("spawn_blocking"),
+        task::TaskName::of_type::<F>(),
+        f,
+        task::completed::<R>,
+        false,
+    )
 }
 
 /// Resolves when the ambient scope's shutdown is requested. Inside [`shield`] it
@@ -281,7 +265,6 @@ pub mod __private {
     pub use tokio_util::sync::CancellationToken;
 
     use std::future::Future;
-    use std::panic::Location;
     use tokio::task::JoinHandle;
 
     /// A rewritten `tokio::spawn`: tracked on the ambient scope, named by the macro.
@@ -296,18 +279,13 @@ pub mod __private {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let location = Location::caller();
-        match crate::ambient::current_scope() {
-            Some(scope) => crate::task::spawn(
-                &scope,
-                crate::task::TaskName::Given(name.into()),
-                location,
-                fut,
-                classify,
-                detached,
-            ),
-            None => tokio::spawn(fut),
-        }
+        crate::task::spawn_on_ambient(
+            None,
+            crate::task::TaskName::Given(name.into()),
+            fut,
+            classify,
+            detached,
+        )
     }
 
     /// A rewritten `tokio::task::spawn_blocking`.
@@ -322,17 +300,12 @@ pub mod __private {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let location = Location::caller();
-        match crate::ambient::current_scope() {
-            Some(scope) => crate::task::spawn_blocking(
-                &scope,
-                crate::task::TaskName::Given(name.into()),
-                location,
-                f,
-                classify,
-                detached,
-            ),
-            None => tokio::task::spawn_blocking(f),
-        }
+        crate::task::spawn_blocking_on_ambient(
+            None,
+            crate::task::TaskName::Given(name.into()),
+            f,
+            classify,
+            detached,
+        )
     }
 }

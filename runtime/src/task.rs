@@ -281,15 +281,56 @@ where
     handle
 }
 
-/// The scope a free spawn function uses: the ambient one, else a message saying there
-/// is none (the task still runs, untracked, so nothing is lost).
-pub(crate) fn ambient_scope_for_spawn(what: &str) -> Option<Shutdown> {
+/// The ambient scope for a spawn; outside any, `announce` (the free function's name)
+/// is said in a line, and the task runs untracked so nothing is lost.
+fn ambient_for_spawn(announce: Option<&str>) -> Option<Shutdown> {
     let scope = ambient::current_scope();
-    if scope.is_none() {
+    if let (None, Some(what)) = (&scope, announce) {
         crate::output::line(&format!(
             "sundown::{what} called outside any shutdown scope: the task runs untracked \
              (use #[graceful_main], Shutdown::enter or a Shutdown's own {what})"
         ));
     }
     scope
+}
+
+/// Spawns a tracked task on the ambient scope, at the caller's location.
+#[track_caller]
+pub(crate) fn spawn_on_ambient<F, C>(
+    announce: Option<&str>,
+    name: TaskName,
+    fut: F,
+    classify: C,
+    detached: bool,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    C: Fn(&F::Output) -> TaskOutcome + Send + 'static,
+{
+    let location = Location::caller();
+    match ambient_for_spawn(announce) {
+        Some(scope) => spawn(&scope, name, location, fut, classify, detached),
+        None => tokio::spawn(fut),
+    }
+}
+
+/// Runs a blocking closure as a tracked task of the ambient scope.
+#[track_caller]
+pub(crate) fn spawn_blocking_on_ambient<F, R>(
+    announce: Option<&str>,
+    name: TaskName,
+    f: F,
+    classify: fn(&R) -> TaskOutcome,
+    detached: bool,
+) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let location = Location::caller();
+    match ambient_for_spawn(announce) {
+        Some(scope) => spawn_blocking(&scope, name, location, f, classify, detached),
+        None => tokio::task::spawn_blocking(f),
+    }
 }

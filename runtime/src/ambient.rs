@@ -47,8 +47,10 @@ thread_local! {
 
 static PROCESS_SCOPE: OnceLock<Shutdown> = OnceLock::new();
 
-pub(crate) fn set_process_scope(scope: &Shutdown) -> bool {
-    PROCESS_SCOPE.set(scope.clone()).is_ok()
+/// Installs the process scope. `#[graceful_main]` ends the process when it returns,
+/// so a second one cannot run; a second call would be a no-op.
+pub(crate) fn set_process_scope(scope: &Shutdown) {
+    let _ = PROCESS_SCOPE.set(scope.clone());
 }
 
 /// The ambient context, if there is one.

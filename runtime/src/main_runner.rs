@@ -232,29 +232,17 @@ fn run_boxed<'a>(
     }));
 
     let forced = Arc::new(AtomicBool::new(false));
-    let (sig_tx, sig_rx) = mpsc::channel::<SignalEvent>();
-    if let Err(why) = signals::install(config.signals, config.dump_signal, forced.clone(), sig_tx) {
+    // The signal thread hands its events straight to the controller's channel.
+    let signal_tx = tx.clone();
+    let delivered = move |e: SignalEvent| signal_tx.send(Control::Signal(e)).is_ok();
+    if let Err(why) = signals::install(
+        config.signals,
+        config.dump_signal,
+        forced.clone(),
+        delivered,
+    ) {
         output::stderr(&format!("sundown: {why}; the program was not started\n"));
         exit_before_start()
-    }
-    // Forward signal events into the controller's one channel.
-    {
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sundown-signal-relay".into())
-            .spawn(move || {
-                for e in sig_rx {
-                    if tx.send(Control::Signal(e)).is_err() {
-                        return;
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            output::stderr(&format!(
-                "sundown: cannot start a thread ({e}); the program was not started\n"
-            ));
-            exit_before_start()
-        }
     }
     drop(tx);
     {

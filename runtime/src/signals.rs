@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Sender;
 
 /// What the signal thread tells the controller.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +52,8 @@ fn name_of(number: i32, names: &[&'static str]) -> &'static str {
 #[cfg(unix)]
 const FORCED_EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 
-/// Installs the handlers and starts the signal thread. On the second terminating signal
+/// Installs the handlers and starts the signal thread, which passes each event to
+/// `deliver` (false: nobody listens any more, the thread ends). On the second terminating signal
 /// the thread sets `forced` (from then on the handler itself applies the default
 /// disposition) and makes sure the process exits with 128+N even if the controller is
 /// stuck, say writing to a full stderr pipe.
@@ -62,7 +62,7 @@ pub(crate) fn install(
     terminate: &[&'static str],
     dump: Option<&'static str>,
     forced: Arc<AtomicBool>,
-    events: Sender<SignalEvent>,
+    deliver: impl Fn(SignalEvent) -> bool + Send + 'static,
 ) -> Result<(), String> {
     use signal_hook::iterator::Signals;
 
@@ -109,7 +109,7 @@ pub(crate) fn install(
                         nth,
                     }
                 };
-                if events.send(event).is_err() {
+                if !deliver(event) {
                     return;
                 }
             }
@@ -136,7 +136,7 @@ pub(crate) fn install(
     _terminate: &[&'static str],
     _dump: Option<&'static str>,
     _forced: Arc<AtomicBool>,
-    events: Sender<SignalEvent>,
+    deliver: impl Fn(SignalEvent) -> bool + Send + 'static,
 ) -> Result<(), String> {
     // Console events are delivered through tokio's handlers, polled on a small runtime
     // of our own so that they arrive even when the program's workers are blocked.
@@ -170,10 +170,7 @@ pub(crate) fn install(
                     };
                     nth += 1;
                     let number = number_of(name).unwrap_or(0);
-                    if events
-                        .send(SignalEvent::Terminate { name, number, nth })
-                        .is_err()
-                    {
+                    if !deliver(SignalEvent::Terminate { name, number, nth }) {
                         return;
                     }
                 }

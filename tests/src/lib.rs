@@ -39,6 +39,16 @@ impl Ended {
         self.status.code()
     }
 
+    /// Asserts the budget ran out: exit 124 within `within` of the signal, and stderr
+    /// names each of `mentions` (tasks, states).
+    pub fn assert_budget_ran_out(&self, within: Duration, mentions: &[&str]) {
+        assert_eq!(self.code(), Some(124), "{}", self.stderr);
+        assert!(self.elapsed < within, "exited after {:?}", self.elapsed);
+        for m in mentions {
+            assert!(self.stderr.contains(m), "no {m:?} in: {}", self.stderr);
+        }
+    }
+
     /// The signal that killed it, if any.
     pub fn signal(&self) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;

@@ -344,13 +344,7 @@ fn an_hour_long_blocking_job_does_not_delay_exit_past_the_budget() {
     let mut p = start("blocking_hour");
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
-    assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(
-        end.elapsed < Duration::from_secs(2),
-        "took {:?}",
-        end.elapsed
-    );
-    assert!(end.stderr.contains("blocking"), "{}", end.stderr);
+    end.assert_budget_ran_out(Duration::from_secs(2), &["blocking"]);
 }
 
 #[test]
@@ -371,17 +365,7 @@ fn a_stuck_current_thread_runtime_still_exits_on_time_with_its_table() {
     std::thread::sleep(Duration::from_millis(100));
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
-    assert_eq!(end.code(), Some(124), "{}", end.stderr);
-    assert!(
-        end.elapsed < Duration::from_secs(2),
-        "took {:?}",
-        end.elapsed
-    );
-    assert!(
-        end.stderr.contains("spin") && end.stderr.contains("blocking"),
-        "{}",
-        end.stderr
-    );
+    end.assert_budget_ran_out(Duration::from_secs(2), &["spin", "blocking"]);
 }
 
 /// As PID 1 (a container's init), a re-raised signal with its default disposition is

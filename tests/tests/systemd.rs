@@ -91,9 +91,10 @@ fn ready_watchdog_and_stopping_are_sent() {
     assert_eq!(end.code(), Some(143));
 }
 
+/// `WATCHDOG_USEC` without `NOTIFY_SOCKET` (a program started by hand with a leftover
+/// environment): no pings, no notification errors, a clean exit.
 #[test]
-fn nothing_is_sent_without_notify_socket() {
-    let sock = NotifySocket::bind("silent");
+fn nothing_is_attempted_without_notify_socket() {
     let mut p = Program::start(
         FIXTURE,
         "clean",
@@ -107,5 +108,4 @@ fn nothing_is_sent_without_notify_socket() {
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
     assert!(!end.stderr.contains("systemd"), "{}", end.stderr);
-    assert!(sock.next(Duration::from_millis(100)).is_none());
 }

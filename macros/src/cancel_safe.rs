@@ -55,9 +55,12 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
+        modifiers,
         sig,
         mut block,
     } = function;
+    // `default` (specialization) stays where the user wrote it.
+    let defaultness = modifiers.defaultness;
     let CancelArgs {
         cleanup,
         timeout,
@@ -124,7 +127,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
 
     quote! {
         #(#attrs)*
-        #vis #sig {
+        #vis #defaultness #sig {
             #(#inner_attrs)*
             #assert_cancellable
             // Built once at compile time: a call pays nothing for it.

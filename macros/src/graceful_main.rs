@@ -79,6 +79,8 @@ fn expand_checked(
     let ItemFn {
         attrs,
         vis,
+        // `default` cannot be written on an entry point; rustc rejects it before this runs.
+        modifiers: _,
         sig,
         mut block,
     } = function;

@@ -22,7 +22,7 @@ pub(crate) fn check_main<'a>(
     if let Some(token) = &sig.constness {
         errors.error_spanned(token, "a `#[graceful_main]` function cannot be `const`");
     }
-    if let Some(token) = &sig.unsafety {
+    if let syn::Safety::Unsafe(token) = &sig.safety {
         errors.error_spanned(token, "a `#[graceful_main]` function cannot be `unsafe`");
     }
     if let Some(abi) = &sig.abi {
@@ -171,7 +171,7 @@ pub(crate) fn is_obviously_not_result(ty: &Type) -> bool {
         | Type::Never(_)
         | Type::ImplTrait(_)
         | Type::TraitObject(_)
-        | Type::BareFn(_) => true,
+        | Type::FnPtr(_) => true,
         Type::Path(path) if path.qself.is_none() => path
             .path
             .segments

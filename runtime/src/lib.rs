@@ -39,6 +39,12 @@
 //!    reported as such;
 //! 5. close hooks ([`on_close`]) in reverse order, each bounded;
 //! 6. report and exit (`#[graceful_main]`).
+//!
+//! ## Features
+//! - `systemd`: `READY=1`, `STOPPING=1` and `WATCHDOG=1` to systemd when
+//!   `NOTIFY_SOCKET` is set.
+//! - `tracing`: with a subscriber installed, sundown's lines and the shutdown report are
+//!   `tracing` events (target `sundown`) instead of stderr lines.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -51,6 +57,7 @@ mod duration;
 mod error;
 mod guard;
 pub mod guide;
+mod mailbox;
 mod main_runner;
 mod output;
 mod probe;

@@ -18,12 +18,12 @@ use std::io::Write;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::ambient;
+use crate::mailbox::Mailbox;
 use crate::duration::{self, Human};
 use crate::error::Cause;
 use crate::output;
@@ -100,6 +100,9 @@ enum Control {
     /// Shutdown began (a trigger, main returning, a failed task).
     Begun,
 }
+
+/// Control messages that can wait unread before further ones are dropped.
+const CONTROL_QUEUE: usize = 256;
 
 /// When shutdown began, shared by the controller and the main thread.
 #[derive(Default)]
@@ -222,19 +225,24 @@ fn run_boxed<'a>(
         exiting: AtomicBool::new(false),
     });
 
-    let (tx, rx) = mpsc::channel::<Control>();
-    let observer_tx = Mutex::new(tx.clone());
+    let mailbox = Arc::new(Mailbox::<Control>::new(CONTROL_QUEUE));
+    let observer_tx = mailbox.clone();
     let _ = scope.inner.observer.set(Box::new(move |event| match event {
         ScopeEvent::Begun => {
             crate::systemd::stopping();
-            let _ = lock(&observer_tx).send(Control::Begun);
+            let _ = observer_tx.try_send(Control::Begun);
         }
     }));
 
     let forced = Arc::new(AtomicBool::new(false));
     // The signal thread hands its events straight to the controller's channel.
-    let signal_tx = tx.clone();
-    let delivered = move |e: SignalEvent| signal_tx.send(Control::Signal(e)).is_ok();
+    // A full queue drops the event: the controller is far behind, and what cannot wait
+    // (forcing on the second signal) the signal thread does itself.
+    let signal_tx = mailbox.clone();
+    let delivered = move |e: SignalEvent| {
+        let _ = signal_tx.try_send(Control::Signal(e));
+        true
+    };
     if let Err(why) = signals::install(
         config.signals,
         config.dump_signal,
@@ -244,12 +252,11 @@ fn run_boxed<'a>(
         output::stderr(&format!("sundown: {why}; the program was not started\n"));
         exit_before_start()
     }
-    drop(tx);
     {
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("sundown-controller".into())
-            .spawn(move || controller(&shared, &rx, &forced));
+            .spawn(move || controller(&shared, &mailbox, &forced));
         if let Err(e) = spawned {
             output::stderr(&format!(
                 "sundown: cannot start a thread ({e}); the program was not started\n"
@@ -453,17 +460,13 @@ fn body_result(
     }
 }
 
-fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
+fn controller(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
     let mut cancel_at: Option<Instant> = None;
     let mut hard_at: Option<Instant> = None;
     loop {
         let next = cancel_at.into_iter().chain(hard_at).min();
-        let msg = match next {
-            Some(t) => rx.recv_timeout(t.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match msg {
-            Ok(Control::Signal(SignalEvent::Terminate {
+        match mailbox.recv(next) {
+            Some(Control::Signal(SignalEvent::Terminate {
                 name,
                 number,
                 nth: 1,
@@ -479,18 +482,18 @@ fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
                     cancel_at = Some(Instant::now() + delay);
                 }
             }
-            Ok(Control::Signal(SignalEvent::Terminate { name, number, .. })) => {
+            Some(Control::Signal(SignalEvent::Terminate { name, number, .. })) => {
                 // The signal thread has armed the third-signal default already; this
                 // covers platforms where the controller is the only counter.
                 forced.store(true, Ordering::SeqCst);
                 forced_exit(shared, name, number)
             }
-            Ok(Control::Signal(SignalEvent::Dump)) => dump_tasks(shared),
-            Ok(Control::Begun) => {
+            Some(Control::Signal(SignalEvent::Dump)) => dump_tasks(shared),
+            Some(Control::Begun) => {
                 let started = shared.mark_started(None);
                 hard_at.get_or_insert(started + shared.budget);
             }
-            Err(RecvTimeoutError::Timeout) => {
+            None => {
                 let now = Instant::now();
                 if cancel_at.is_some_and(|t| now >= t) {
                     cancel_at = None;
@@ -500,7 +503,6 @@ fn controller(shared: &Shared, rx: &Receiver<Control>, forced: &AtomicBool) {
                     hard_deadline_exit(shared)
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }

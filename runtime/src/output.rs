@@ -1,14 +1,15 @@
-//! Where sundown's lines go: `tracing` events when a subscriber is installed, otherwise
-//! short lines on stderr. Writing never panics and never blocks the caller: lines go
+//! Where sundown's lines go: `tracing` events when the `tracing` feature is on and a
+//! subscriber is installed, otherwise short lines on stderr. Writing never panics and never blocks the caller: lines go
 //! through a bounded queue to a writer thread, so a full stderr pipe (nobody reading)
 //! cannot stall the threads that keep the deadlines. A closed or full stderr loses
 //! lines, never the exit code; before exiting, the queue is flushed with a bound.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::mailbox::Mailbox;
 
 use crate::report::{DroppedCleanup, Failure, Report};
 
@@ -17,35 +18,31 @@ use crate::report::{DroppedCleanup, Failure, Report};
 const FAILURE_LINES: u64 = 64;
 static FAILURE_LINES_PRINTED: AtomicU64 = AtomicU64::new(0);
 
-fn use_tracing() -> bool {
-    tracing::dispatcher::has_been_set()
-}
-
 enum Message {
     Text(String),
-    Flushed(SyncSender<()>),
+    Flushed(Arc<Mailbox<()>>),
 }
 
 /// Lines queued before further ones are dropped (and counted).
 const QUEUE: usize = 1024;
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-fn writer() -> Option<&'static Mutex<SyncSender<Message>>> {
-    static WRITER: OnceLock<Option<Mutex<SyncSender<Message>>>> = OnceLock::new();
-    WRITER
-        .get_or_init(|| {
-            let (tx, rx) = mpsc::sync_channel(QUEUE);
-            std::thread::Builder::new()
-                .name("sundown-stderr".into())
-                .spawn(move || write_loop(&rx))
-                .ok()
-                .map(|_| Mutex::new(tx))
-        })
-        .as_ref()
+static QUEUED: Mailbox<Message> = Mailbox::new(QUEUE);
+
+/// The queue to the writer thread, started on first use; `None` if it could not start.
+fn writer() -> Option<&'static Mailbox<Message>> {
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("sundown-stderr".into())
+            .spawn(write_loop)
+            .is_ok()
+    });
+    started.then_some(&QUEUED)
 }
 
-fn write_loop(rx: &Receiver<Message>) {
-    for msg in rx {
+fn write_loop() {
+    while let Some(msg) = QUEUED.recv(None) {
         match msg {
             Message::Text(text) => {
                 let mut err = std::io::stderr().lock();
@@ -60,7 +57,7 @@ fn write_loop(rx: &Receiver<Message>) {
                 let _ = err.flush();
             }
             Message::Flushed(ack) => {
-                let _ = ack.send(());
+                let _ = ack.try_send(());
             }
         }
     }
@@ -73,34 +70,27 @@ pub(crate) fn stderr(text: &str) {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         return;
     };
-    let tx = crate::scope::lock(tx);
-    match tx.try_send(Message::Text(text.to_owned())) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(TrySendError::Disconnected(_)) => {}
+    if tx.try_send(Message::Text(text.to_owned())).is_err() {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Waits up to `bound` for the queued lines to be written.
 pub(crate) fn flush(bound: Duration) {
     let Some(tx) = writer() else { return };
-    let (ack, done) = mpsc::sync_channel(1);
-    let queued = crate::scope::lock(tx)
-        .try_send(Message::Flushed(ack))
-        .is_ok();
-    if queued {
-        let _ = done.recv_timeout(bound);
+    let deadline = Instant::now() + bound;
+    let done = Arc::new(Mailbox::new(1));
+    if tx.try_send(Message::Flushed(done.clone())).is_ok() {
+        let _ = done.recv(Some(deadline));
     }
 }
 
 pub(crate) fn line(text: &str) {
-    if use_tracing() {
-        tracing::warn!(target: "sundown", "{text}");
-    } else {
-        stderr(&format!("sundown: {text}\n"));
+    #[cfg(feature = "tracing")]
+    if events::on() {
+        return events::line(text);
     }
+    stderr(&format!("sundown: {text}\n"));
 }
 
 pub(crate) fn failure(f: &Failure) {
@@ -108,7 +98,51 @@ pub(crate) fn failure(f: &Failure) {
     if n >= FAILURE_LINES {
         return;
     }
-    if use_tracing() {
+    #[cfg(feature = "tracing")]
+    if events::on() {
+        return events::failure(f);
+    }
+    let more = if n + 1 == FAILURE_LINES {
+        " (further failures are only counted)"
+    } else {
+        ""
+    };
+    stderr(&format!("sundown: {f}{more}\n"));
+}
+
+pub(crate) fn dropped_cleanup(d: &DroppedCleanup) {
+    #[cfg(feature = "tracing")]
+    if events::on() {
+        return events::dropped_cleanup(d);
+    }
+    stderr(&format!("sundown: cleanup of {d}\n"));
+}
+
+/// Emits a report: structured events with a subscriber (feature `tracing`), the summary
+/// on stderr without.
+pub fn report(r: &Report) {
+    #[cfg(feature = "tracing")]
+    if events::on() {
+        return events::report(r);
+    }
+    stderr(&format!("sundown: {r}\n"));
+}
+
+/// With the `tracing` feature and a subscriber installed, each line is a structured
+/// event with target `sundown` instead.
+#[cfg(feature = "tracing")]
+mod events {
+    use crate::report::{DroppedCleanup, Failure, Report};
+
+    pub(super) fn on() -> bool {
+        tracing::dispatcher::has_been_set()
+    }
+
+    pub(super) fn line(text: &str) {
+        tracing::warn!(target: "sundown", "{text}");
+    }
+
+    pub(super) fn failure(f: &Failure) {
         tracing::error!(
             target: "sundown",
             task = f.task(),
@@ -116,18 +150,9 @@ pub(crate) fn failure(f: &Failure) {
             failure = %f.kind(),
             "tracked task failed"
         );
-    } else {
-        let more = if n + 1 == FAILURE_LINES {
-            " (further failures are only counted)"
-        } else {
-            ""
-        };
-        stderr(&format!("sundown: {f}{more}\n"));
     }
-}
 
-pub(crate) fn dropped_cleanup(d: &DroppedCleanup) {
-    if use_tracing() {
+    pub(super) fn dropped_cleanup(d: &DroppedCleanup) {
         tracing::warn!(
             target: "sundown",
             function = d.function(),
@@ -135,14 +160,9 @@ pub(crate) fn dropped_cleanup(d: &DroppedCleanup) {
             why = %d.why(),
             "cleanup did not complete"
         );
-    } else {
-        stderr(&format!("sundown: cleanup of {d}\n"));
     }
-}
 
-/// Emits a report: structured events with a subscriber, the summary on stderr without.
-pub fn report(r: &Report) {
-    if use_tracing() {
+    pub(super) fn report(r: &Report) {
         for s in r.steps() {
             tracing::info!(
                 target: "sundown",
@@ -163,7 +183,5 @@ pub fn report(r: &Report) {
             );
         }
         tracing::info!(target: "sundown", exit_code = r.exit_code(), "{r}");
-    } else {
-        stderr(&format!("sundown: {r}\n"));
     }
 }

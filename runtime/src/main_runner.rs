@@ -23,9 +23,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::ambient;
-use crate::mailbox::Mailbox;
 use crate::duration::{self, Human};
 use crate::error::Cause;
+use crate::mailbox::Mailbox;
 use crate::output;
 use crate::report::{Report, Step, StepTiming, TABLE_ROWS, write_task_table};
 use crate::scope::{FailurePolicy, ScopeEvent, Shutdown, lock};

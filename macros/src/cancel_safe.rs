@@ -10,7 +10,6 @@ use crate::spawn_rewrite::{SpawnRewriter, respan};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::visit_mut::VisitMut;
 use syn::{ItemFn, TraitItemFn};
 
 /// Expands `#[cancel_safe(args)] item`. On any error the function is emitted unchanged
@@ -73,7 +72,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     let name = &sig.ident;
     let name_text = name.to_string();
     let mut rewriter = SpawnRewriter::new(&krate, name_text.clone());
-    rewriter.visit_block_mut(&mut block);
+    rewriter.visit_block(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);
@@ -105,7 +104,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         }
     };
     let run_cleanup = cleanup.map(|mut cleanup| {
-        rewriter.visit_expr_mut(&mut cleanup);
+        rewriter.visit_expr(&mut cleanup);
         // Everything done with the cleanup is reported at the user's expression, so a
         // cleanup that is not a future gives errors there and nowhere else.
         let at_cleanup = reported_at(cleanup.span());

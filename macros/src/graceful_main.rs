@@ -10,7 +10,6 @@ use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, respan};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::visit_mut::VisitMut;
 use syn::{ItemFn, PatType};
 
 /// Expands `#[graceful_main(args)] item`.
@@ -88,7 +87,7 @@ fn expand_checked(
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
-    SpawnRewriter::new(krate, name_text.clone()).visit_block_mut(&mut block);
+    SpawnRewriter::new(krate, name_text.clone()).visit_block(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);

@@ -5,8 +5,7 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, ExprBlock, ExprCall, Item, Pat, Stmt, token};
+use syn::{Block, Expr, ExprBlock, ExprCall, Pat, Stmt, token};
 
 /// Which tokio function a call spawns through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,27 +73,156 @@ impl<'a> SpawnRewriter<'a> {
     }
 }
 
-impl VisitMut for SpawnRewriter<'_> {
-    /// Nested items are not part of the annotated function's body.
-    fn visit_item_mut(&mut self, _item: &mut Item) {}
+/// The traversal: every expression of the body that holds code, each one's parts before
+/// itself, so a spawn's arguments are rewritten before the spawn. Nested items are not
+/// part of the annotated function's body and are skipped; a macro's input is tokens, not
+/// expressions, and is not entered. Of the expressions inside patterns, types and
+/// attributes only a match arm's guard runs as the function's code, and only it is
+/// visited; the others (array lengths, const arguments, const patterns, attribute values)
+/// are evaluated while compiling, if at all.
+impl SpawnRewriter<'_> {
+    /// Rewrites the tracked-spawn calls of `block`.
+    pub(crate) fn visit_block(&mut self, block: &mut Block) {
+        for stmt in &mut block.stmts {
+            self.visit_stmt(stmt);
+        }
+    }
 
-    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+    /// Rewrites the tracked-spawn calls of `expr`, `expr` itself included.
+    pub(crate) fn visit_expr(&mut self, expr: &mut Expr) {
+        self.visit_children(expr);
+        if let Some(kind) = spawn_kind(expr) {
+            self.rewrite(expr, kind, false);
+        }
+    }
+
+    fn visit_stmt(&mut self, stmt: &mut Stmt) {
         if let Some((expr, kind)) = detached_spawn(stmt) {
             if let Expr::Call(call) = expr {
                 for argument in &mut call.args {
-                    self.visit_expr_mut(argument);
+                    self.visit_expr(argument);
                 }
             }
             self.rewrite(expr, kind, true);
             return;
         }
-        visit_mut::visit_stmt_mut(self, stmt);
+        match stmt {
+            Stmt::Local(local) => {
+                if let Some(init) = &mut local.init {
+                    self.visit_expr(&mut init.expr);
+                    if let Some((_, diverge)) = &mut init.diverge {
+                        self.visit_expr(diverge);
+                    }
+                }
+            }
+            Stmt::Expr(expr, _) => self.visit_expr(expr),
+            Stmt::Item(_) | Stmt::Macro(_) => {}
+        }
     }
 
-    fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        visit_mut::visit_expr_mut(self, expr);
-        if let Some(kind) = spawn_kind(expr) {
-            self.rewrite(expr, kind, false);
+    fn visit_exprs<'e>(&mut self, exprs: impl IntoIterator<Item = &'e mut Expr>) {
+        for expr in exprs {
+            self.visit_expr(expr);
+        }
+    }
+
+    fn visit_optional(&mut self, expr: Option<&mut Box<Expr>>) {
+        if let Some(expr) = expr {
+            self.visit_expr(expr);
+        }
+    }
+
+    /// Visits the sub-expressions and blocks of `expr`, in the order they are written.
+    fn visit_children(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Array(array) => self.visit_exprs(&mut array.elems),
+            Expr::Assign(assign) => {
+                self.visit_expr(&mut assign.left);
+                self.visit_expr(&mut assign.right);
+            }
+            Expr::Async(block) => self.visit_block(&mut block.block),
+            Expr::Await(wait) => self.visit_expr(&mut wait.base),
+            Expr::Binary(binary) => {
+                self.visit_expr(&mut binary.left);
+                self.visit_expr(&mut binary.right);
+            }
+            Expr::Block(block) => self.visit_block(&mut block.block),
+            Expr::Break(jump) => self.visit_optional(jump.expr.as_mut()),
+            Expr::Call(call) => {
+                self.visit_expr(&mut call.func);
+                self.visit_exprs(&mut call.args);
+            }
+            Expr::Cast(cast) => self.visit_expr(&mut cast.expr),
+            Expr::Closure(closure) => self.visit_expr(&mut closure.body),
+            Expr::Const(block) => self.visit_block(&mut block.block),
+            Expr::Field(field) => self.visit_expr(&mut field.base),
+            Expr::ForLoop(each) => {
+                self.visit_expr(&mut each.expr);
+                self.visit_block(&mut each.body);
+            }
+            Expr::Group(group) => self.visit_expr(&mut group.expr),
+            Expr::If(branch) => {
+                self.visit_expr(&mut branch.cond);
+                self.visit_block(&mut branch.then_branch);
+                if let Some((_, otherwise)) = &mut branch.else_branch {
+                    self.visit_expr(otherwise);
+                }
+            }
+            Expr::Index(index) => {
+                self.visit_expr(&mut index.expr);
+                self.visit_expr(&mut index.index);
+            }
+            Expr::Let(binding) => self.visit_expr(&mut binding.expr),
+            Expr::Loop(repeat) => self.visit_block(&mut repeat.body),
+            Expr::Match(choice) => {
+                self.visit_expr(&mut choice.expr);
+                for arm in &mut choice.arms {
+                    // A guard is part of the arm's pattern: `Some(x) if ready(x) =>`.
+                    if let Pat::Guard(guarded) = &mut arm.pat {
+                        self.visit_expr(&mut guarded.guard);
+                    }
+                    self.visit_expr(&mut arm.body);
+                }
+            }
+            Expr::MethodCall(call) => {
+                self.visit_expr(&mut call.receiver);
+                self.visit_exprs(&mut call.args);
+            }
+            Expr::Paren(paren) => self.visit_expr(&mut paren.expr),
+            Expr::Range(range) => {
+                self.visit_optional(range.start.as_mut());
+                self.visit_optional(range.end.as_mut());
+            }
+            Expr::RawAddr(address) => self.visit_expr(&mut address.expr),
+            Expr::Reference(reference) => self.visit_expr(&mut reference.expr),
+            Expr::Repeat(repeat) => {
+                self.visit_expr(&mut repeat.expr);
+                self.visit_expr(&mut repeat.len);
+            }
+            Expr::Return(jump) => self.visit_optional(jump.expr.as_mut()),
+            Expr::Struct(construct) => {
+                self.visit_exprs(construct.fields.iter_mut().map(|field| &mut field.expr));
+                self.visit_optional(construct.rest.as_mut());
+            }
+            Expr::Try(question) => self.visit_expr(&mut question.expr),
+            Expr::TryBlock(block) => self.visit_block(&mut block.block),
+            Expr::Tuple(tuple) => self.visit_exprs(&mut tuple.elems),
+            Expr::Unary(unary) => self.visit_expr(&mut unary.expr),
+            Expr::Unsafe(block) => self.visit_block(&mut block.block),
+            Expr::While(repeat) => {
+                self.visit_expr(&mut repeat.cond);
+                self.visit_block(&mut repeat.body);
+            }
+            Expr::Yield(jump) => self.visit_optional(jump.expr.as_mut()),
+            // Nothing inside (`continue`, `_`, literals, paths) or tokens, not expressions
+            // (macros, verbatim).
+            Expr::Continue(_)
+            | Expr::Infer(_)
+            | Expr::Lit(_)
+            | Expr::Path(_)
+            | Expr::Macro(_)
+            | Expr::Verbatim(_) => {}
+            _ => {}
         }
     }
 }
@@ -202,48 +330,61 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::{SpawnKind, SpawnRewriter, spawn_kind, task_name};
+    use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
     use quote::quote;
-    use syn::visit_mut::VisitMut;
-    use syn::{Expr, Lit, parse_quote};
+    use syn::parse::Parser;
+    use syn::punctuated::Punctuated;
+    use syn::{Expr, Lit, Token, parse_quote};
 
     /// `(name, detached, blocking)` of every tracked spawn in the rewritten function.
     fn tracked_spawns(function: syn::ItemFn) -> Vec<(String, bool, bool)> {
         let mut function = function;
         let krate: syn::Path = parse_quote!(::sundown);
         let mut rewriter = SpawnRewriter::new(&krate, function.sig.ident.to_string());
-        rewriter.visit_block_mut(&mut function.block);
-        // Re-parse so the verbatim replacements become a syntax tree again.
-        let mut reparsed: syn::ItemFn =
+        rewriter.visit_block(&mut function.block);
+        // Re-parse: the rewrite must still be a function.
+        let reparsed: syn::ItemFn =
             syn::parse2(quote!(#function)).unwrap_or_else(|e| panic!("rewrite is not Rust: {e}"));
-        let mut collector = Collector(Vec::new());
-        collector.visit_item_fn_mut(&mut reparsed);
-        collector.0
+        let mut found = Vec::new();
+        collect_tracked(quote!(#reparsed), &mut found);
+        found
     }
 
-    struct Collector(Vec<(String, bool, bool)>);
-
-    impl VisitMut for Collector {
-        fn visit_expr_call_mut(&mut self, call: &mut syn::ExprCall) {
-            syn::visit_mut::visit_expr_call_mut(self, call);
-            let Expr::Path(path) = &*call.func else {
-                return;
+    /// The tracked calls of `tokens`, in the order they are written, found in the tokens
+    /// rather than by walking the syntax tree, so that they do not depend on the walk
+    /// being tested. A tracked call's arguments hold no call, so the written order is the
+    /// order in which the rewrite makes them.
+    fn collect_tracked(tokens: TokenStream, found: &mut Vec<(String, bool, bool)>) {
+        let mut trees = tokens.into_iter();
+        while let Some(tree) = trees.next() {
+            let ident = match tree {
+                TokenTree::Group(group) => {
+                    collect_tracked(group.stream(), found);
+                    continue;
+                }
+                TokenTree::Ident(ident) => ident,
+                TokenTree::Punct(_) | TokenTree::Literal(_) => continue,
             };
-            let Some(last) = path.path.segments.last() else {
-                return;
-            };
-            let blocking = match last.ident.to_string().as_str() {
+            let blocking = match ident.to_string().as_str() {
                 "spawn_tracked" => false,
                 "spawn_blocking_tracked" => true,
-                _ => return,
+                _ => continue,
             };
-            let args: Vec<&Expr> = call.args.iter().collect();
+            let Some(TokenTree::Group(args)) = trees.next() else {
+                panic!("{ident} is not called");
+            };
+            assert_eq!(args.delimiter(), Delimiter::Parenthesis);
+            let args = Punctuated::<Expr, Token![,]>::parse_terminated
+                .parse2(args.stream())
+                .unwrap_or_else(|e| panic!("unexpected arguments: {e}"));
+            let args: Vec<&Expr> = args.iter().collect();
             let (Expr::Lit(name), Expr::Lit(detached)) = (args[0], args[1]) else {
                 panic!("unexpected arguments");
             };
             let (Lit::Str(name), Lit::Bool(detached)) = (&name.lit, &detached.lit) else {
                 panic!("unexpected literals");
             };
-            self.0.push((name.value(), detached.value, blocking));
+            found.push((name.value(), detached.value, blocking));
         }
     }
 
@@ -371,6 +512,237 @@ mod tests {
                 spawned("main::{async block}", true),
                 spawned("in_branch", false),
                 spawned("other_branch", false),
+            ]
+        );
+    }
+
+    /// `(name, detached)` of every tracked spawn once `body` is rewritten as the body of
+    /// `async fn main`.
+    fn spawns_in(body: &TokenStream) -> Vec<(String, bool)> {
+        tracked_spawns(parse_quote!(async fn main() { #body }))
+            .into_iter()
+            .map(|(name, detached, blocking)| {
+                assert!(!blocking, "{name} is a blocking spawn");
+                (name, detached)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn descends_into_every_expression_that_holds_code() {
+        let cases: Vec<(TokenStream, &[(&str, bool)])> = vec![
+            // Closures, async blocks and async closures.
+            (quote!(let f = |x| tokio::spawn(a(x));), &[("a", false)]),
+            (
+                quote!(let f = move || { tokio::spawn(a()); };),
+                &[("a", true)],
+            ),
+            (
+                quote!(let f = async move { tokio::spawn(a()) };),
+                &[("a", false)],
+            ),
+            (
+                quote!(let f = async || { let _ = tokio::spawn(a()); };),
+                &[("a", true)],
+            ),
+            // Match: scrutinee, guards, arm bodies.
+            (
+                quote! {
+                    match tokio::spawn(a()).await {
+                        Ok(x) if tokio::spawn(b()).is_finished() => tokio::spawn(c()),
+                        Ok(_) | Err(_) if ready => { tokio::spawn(d()); }
+                        _ => {}
+                    }
+                },
+                &[("a", false), ("b", false), ("c", false), ("d", true)],
+            ),
+            // If, else if, else, if let.
+            (
+                quote! {
+                    if tokio::spawn(a()).is_finished() {
+                        tokio::spawn(b());
+                    } else if let Ok(x) = tokio::spawn(c()).await {
+                        tokio::spawn(d())
+                    } else {
+                        tokio::spawn(e());
+                    }
+                },
+                &[
+                    ("a", false),
+                    ("b", true),
+                    ("c", false),
+                    ("d", false),
+                    ("e", true),
+                ],
+            ),
+            // Loops: conditions, iterated expressions, bodies, break values.
+            (
+                quote! {
+                    while tokio::spawn(a()).is_finished() { tokio::spawn(b()); }
+                    while let Some(x) = next(tokio::spawn(c())) { tokio::spawn(d()); }
+                    for x in tokio::spawn(e()).await { tokio::spawn(f()); }
+                    let v = loop { tokio::spawn(g()); break tokio::spawn(h()); };
+                },
+                &[
+                    ("a", false),
+                    ("b", true),
+                    ("c", false),
+                    ("d", true),
+                    ("e", false),
+                    ("f", true),
+                    ("g", true),
+                    ("h", false),
+                ],
+            ),
+            // Labelled blocks and their break values.
+            (
+                quote! {
+                    let v = 'done: {
+                        tokio::spawn(a());
+                        if ready { break 'done tokio::spawn(b()); }
+                        tokio::spawn(c())
+                    };
+                },
+                &[("a", true), ("b", false), ("c", false)],
+            ),
+            // let-else: the initializer and the else block.
+            (
+                quote! {
+                    let Some(x) = wrap(tokio::spawn(a())) else {
+                        tokio::spawn(b());
+                        return;
+                    };
+                },
+                &[("a", false), ("b", true)],
+            ),
+            // Method calls: receiver, then arguments.
+            (
+                quote!(tokio::spawn(a()).abort_handle().attach(tokio::spawn(b()), x);),
+                &[("a", false), ("b", false)],
+            ),
+            // Struct fields and the base after `..`.
+            (
+                quote!(let s = S { x: tokio::spawn(a()), y, ..tokio::spawn(b()).into() };),
+                &[("a", false), ("b", false)],
+            ),
+            // Tuples, arrays, repeats, indexing, fields.
+            (
+                quote! {
+                    let t = (tokio::spawn(a()), [tokio::spawn(b()), x]);
+                    let r = [tokio::spawn(c()); { tokio::spawn(d()); 1 }];
+                    let i = tokio::spawn(e()).results()[tokio::spawn(f()).id()];
+                    let f = tokio::spawn(g()).0;
+                },
+                &[
+                    ("a", false),
+                    ("b", false),
+                    ("c", false),
+                    ("d", true),
+                    ("e", false),
+                    ("f", false),
+                    ("g", false),
+                ],
+            ),
+            // `?`, `.await`, try blocks.
+            (
+                quote! {
+                    tokio::spawn(a()).await?;
+                    let x = try { tokio::spawn(b()).await? };
+                },
+                &[("a", false), ("b", false)],
+            ),
+            // Unsafe and const blocks.
+            (
+                quote! {
+                    unsafe { tokio::spawn(a()); }
+                    let f = const { || { tokio::spawn(b()); } };
+                },
+                &[("a", true), ("b", true)],
+            ),
+            // Operators, references, casts, ranges, assignments, parentheses, callees.
+            (
+                quote! {
+                    let n = !tokio::spawn(a()).is_finished() && tokio::spawn(b()).is_finished();
+                    let r = &mut tokio::spawn(c());
+                    let p = &raw const tokio::spawn(d());
+                    let c = tokio::spawn(e()) as Handle;
+                    let r = tokio::spawn(f())..tokio::spawn(g());
+                    *slot(tokio::spawn(h())) = tokio::spawn(i());
+                    let p = (tokio::spawn(j()));
+                    make(tokio::spawn(k()))(x);
+                },
+                &[
+                    ("a", false),
+                    ("b", false),
+                    ("c", false),
+                    ("d", false),
+                    ("e", false),
+                    ("f", false),
+                    ("g", false),
+                    ("h", false),
+                    ("i", false),
+                    ("j", false),
+                    ("k", false),
+                ],
+            ),
+            // An invisible group, as a `macro_rules!` expansion leaves around an `$e:expr`.
+            (
+                {
+                    let spawn = quote!(tokio::spawn(a()));
+                    let group = Group::new(Delimiter::None, spawn);
+                    quote!(let h = #group;)
+                },
+                &[("a", false)],
+            ),
+            // Return and yield values.
+            (
+                quote! {
+                    if done { return tokio::spawn(a()); }
+                    yield tokio::spawn(b());
+                },
+                &[("a", false), ("b", false)],
+            ),
+            // A spawn inside a spawn: the inner one first.
+            (
+                quote!(let h = tokio::spawn(run(tokio::spawn(a())));),
+                &[("a", false), ("run", false)],
+            ),
+        ];
+        for (body, expected) in cases {
+            let expected: Vec<(String, bool)> = expected
+                .iter()
+                .map(|&(name, detached)| (name.to_owned(), detached))
+                .collect();
+            assert_eq!(spawns_in(&body), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn nested_items_and_macro_input_are_left_alone() {
+        let spawns = spawns_in(&quote! {
+            fn inner() { tokio::spawn(in_fn()); }
+            const C: () = { tokio::spawn(in_const()); };
+            static S: () = { tokio::spawn(in_static()); };
+            mod m { fn f() { tokio::spawn(in_mod()); } }
+            trait T { fn f() { tokio::spawn(in_trait()); } }
+            impl S { fn f() { tokio::spawn(in_impl()); } }
+            let f = || {
+                fn inner() { tokio::spawn(in_fn_in_closure()); }
+                tokio::spawn(in_closure());
+            };
+            async {
+                struct Local;
+                impl Local { fn f() { tokio::spawn(in_impl_in_block()); } }
+                tokio::spawn(in_block());
+            };
+            println!("{:?}", tokio::spawn(in_macro()));
+            let v = vec![tokio::spawn(in_vec())];
+        });
+        assert_eq!(
+            spawns,
+            [
+                ("in_closure".to_owned(), true),
+                ("in_block".to_owned(), true),
             ]
         );
     }

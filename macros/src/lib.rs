@@ -16,6 +16,7 @@ mod proptests;
 mod signature;
 mod spawn_rewrite;
 mod suggest;
+mod walk;
 
 use proc_macro::TokenStream;
 

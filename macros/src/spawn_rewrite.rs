@@ -7,6 +7,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, ExprBlock, ExprCall, Pat, Stmt, token};
 
+use crate::walk::{self, Visitor};
+
 /// Which tokio function a call spawns through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SpawnKind {
@@ -73,156 +75,35 @@ impl<'a> SpawnRewriter<'a> {
     }
 }
 
-/// The traversal: every expression of the body that holds code, each one's parts before
-/// itself, so a spawn's arguments are rewritten before the spawn. Nested items are not
-/// part of the annotated function's body and are skipped; a macro's input is tokens, not
-/// expressions, and is not entered. Of the expressions inside patterns, types and
-/// attributes only a match arm's guard runs as the function's code, and only it is
-/// visited; the others (array lengths, const arguments, const patterns, attribute values)
-/// are evaluated while compiling, if at all.
 impl SpawnRewriter<'_> {
     /// Rewrites the tracked-spawn calls of `block`.
     pub(crate) fn visit_block(&mut self, block: &mut Block) {
-        for stmt in &mut block.stmts {
-            self.visit_stmt(stmt);
-        }
+        walk::visit_block(self, block);
     }
 
     /// Rewrites the tracked-spawn calls of `expr`, `expr` itself included.
     pub(crate) fn visit_expr(&mut self, expr: &mut Expr) {
-        self.visit_children(expr);
+        walk::visit_expr(self, expr);
+    }
+}
+
+impl Visitor for SpawnRewriter<'_> {
+    fn stmt(&mut self, stmt: &mut Stmt) -> bool {
+        let Some((expr, kind)) = detached_spawn(stmt) else {
+            return false;
+        };
+        if let Expr::Call(call) = expr {
+            for argument in &mut call.args {
+                walk::visit_expr(self, argument);
+            }
+        }
+        self.rewrite(expr, kind, true);
+        true
+    }
+
+    fn expr(&mut self, expr: &mut Expr) {
         if let Some(kind) = spawn_kind(expr) {
             self.rewrite(expr, kind, false);
-        }
-    }
-
-    fn visit_stmt(&mut self, stmt: &mut Stmt) {
-        if let Some((expr, kind)) = detached_spawn(stmt) {
-            if let Expr::Call(call) = expr {
-                for argument in &mut call.args {
-                    self.visit_expr(argument);
-                }
-            }
-            self.rewrite(expr, kind, true);
-            return;
-        }
-        match stmt {
-            Stmt::Local(local) => {
-                if let Some(init) = &mut local.init {
-                    self.visit_expr(&mut init.expr);
-                    if let Some((_, diverge)) = &mut init.diverge {
-                        self.visit_expr(diverge);
-                    }
-                }
-            }
-            Stmt::Expr(expr, _) => self.visit_expr(expr),
-            Stmt::Item(_) | Stmt::Macro(_) => {}
-        }
-    }
-
-    fn visit_exprs<'e>(&mut self, exprs: impl IntoIterator<Item = &'e mut Expr>) {
-        for expr in exprs {
-            self.visit_expr(expr);
-        }
-    }
-
-    fn visit_optional(&mut self, expr: Option<&mut Box<Expr>>) {
-        if let Some(expr) = expr {
-            self.visit_expr(expr);
-        }
-    }
-
-    /// Visits the sub-expressions and blocks of `expr`, in the order they are written.
-    fn visit_children(&mut self, expr: &mut Expr) {
-        match expr {
-            Expr::Array(array) => self.visit_exprs(&mut array.elems),
-            Expr::Assign(assign) => {
-                self.visit_expr(&mut assign.left);
-                self.visit_expr(&mut assign.right);
-            }
-            Expr::Async(block) => self.visit_block(&mut block.block),
-            Expr::Await(wait) => self.visit_expr(&mut wait.base),
-            Expr::Binary(binary) => {
-                self.visit_expr(&mut binary.left);
-                self.visit_expr(&mut binary.right);
-            }
-            Expr::Block(block) => self.visit_block(&mut block.block),
-            Expr::Break(jump) => self.visit_optional(jump.expr.as_mut()),
-            Expr::Call(call) => {
-                self.visit_expr(&mut call.func);
-                self.visit_exprs(&mut call.args);
-            }
-            Expr::Cast(cast) => self.visit_expr(&mut cast.expr),
-            Expr::Closure(closure) => self.visit_expr(&mut closure.body),
-            Expr::Const(block) => self.visit_block(&mut block.block),
-            Expr::Field(field) => self.visit_expr(&mut field.base),
-            Expr::ForLoop(each) => {
-                self.visit_expr(&mut each.expr);
-                self.visit_block(&mut each.body);
-            }
-            Expr::Group(group) => self.visit_expr(&mut group.expr),
-            Expr::If(branch) => {
-                self.visit_expr(&mut branch.cond);
-                self.visit_block(&mut branch.then_branch);
-                if let Some((_, otherwise)) = &mut branch.else_branch {
-                    self.visit_expr(otherwise);
-                }
-            }
-            Expr::Index(index) => {
-                self.visit_expr(&mut index.expr);
-                self.visit_expr(&mut index.index);
-            }
-            Expr::Let(binding) => self.visit_expr(&mut binding.expr),
-            Expr::Loop(repeat) => self.visit_block(&mut repeat.body),
-            Expr::Match(choice) => {
-                self.visit_expr(&mut choice.expr);
-                for arm in &mut choice.arms {
-                    // A guard is part of the arm's pattern: `Some(x) if ready(x) =>`.
-                    if let Pat::Guard(guarded) = &mut arm.pat {
-                        self.visit_expr(&mut guarded.guard);
-                    }
-                    self.visit_expr(&mut arm.body);
-                }
-            }
-            Expr::MethodCall(call) => {
-                self.visit_expr(&mut call.receiver);
-                self.visit_exprs(&mut call.args);
-            }
-            Expr::Paren(paren) => self.visit_expr(&mut paren.expr),
-            Expr::Range(range) => {
-                self.visit_optional(range.start.as_mut());
-                self.visit_optional(range.end.as_mut());
-            }
-            Expr::RawAddr(address) => self.visit_expr(&mut address.expr),
-            Expr::Reference(reference) => self.visit_expr(&mut reference.expr),
-            Expr::Repeat(repeat) => {
-                self.visit_expr(&mut repeat.expr);
-                self.visit_expr(&mut repeat.len);
-            }
-            Expr::Return(jump) => self.visit_optional(jump.expr.as_mut()),
-            Expr::Struct(construct) => {
-                self.visit_exprs(construct.fields.iter_mut().map(|field| &mut field.expr));
-                self.visit_optional(construct.rest.as_mut());
-            }
-            Expr::Try(question) => self.visit_expr(&mut question.expr),
-            Expr::TryBlock(block) => self.visit_block(&mut block.block),
-            Expr::Tuple(tuple) => self.visit_exprs(&mut tuple.elems),
-            Expr::Unary(unary) => self.visit_expr(&mut unary.expr),
-            Expr::Unsafe(block) => self.visit_block(&mut block.block),
-            Expr::While(repeat) => {
-                self.visit_expr(&mut repeat.cond);
-                self.visit_block(&mut repeat.body);
-            }
-            Expr::Yield(jump) => self.visit_optional(jump.expr.as_mut()),
-            // Nothing inside (`continue`, `_`, literals, paths) or tokens, not expressions
-            // (macros, verbatim).
-            Expr::Continue(_)
-            | Expr::Infer(_)
-            | Expr::Lit(_)
-            | Expr::Path(_)
-            | Expr::Macro(_)
-            | Expr::Verbatim(_) => {}
-            _ => {}
         }
     }
 }

@@ -87,11 +87,7 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
             visit_expr(v, &mut assign.left);
             visit_expr(v, &mut assign.right);
         }
-        Expr::Async(b) => {
-            if v.enters_async() {
-                visit_block(v, &mut b.block);
-            }
-        }
+        Expr::Async(b) if v.enters_async() => visit_block(v, &mut b.block),
         Expr::Await(wait) => visit_expr(v, &mut wait.base),
         Expr::Binary(binary) => {
             visit_expr(v, &mut binary.left);
@@ -104,11 +100,7 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
             visit_exprs(v, &mut call.args);
         }
         Expr::Cast(cast) => visit_expr(v, &mut cast.expr),
-        Expr::Closure(closure) => {
-            if v.enters_async() {
-                visit_expr(v, &mut closure.body);
-            }
-        }
+        Expr::Closure(closure) if v.enters_async() => visit_expr(v, &mut closure.body),
         Expr::Const(block) => visit_block(v, &mut block.block),
         Expr::Field(field) => visit_expr(v, &mut field.base),
         Expr::ForLoop(each) => {

@@ -6,11 +6,12 @@ use crate::expand_common::{
     default_krate, duration_tokens, fake_return_edge, outer_and_inner, reported_at, return_type,
 };
 use crate::signature;
-use crate::spawn_rewrite::{SpawnRewriter, respan};
-use proc_macro2::TokenStream;
+use crate::spawn_rewrite::{SpawnRewriter, block_expr, respan};
+use crate::walk::{self, Visitor};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, TraitItemFn};
+use syn::{Block, Expr, ItemFn, Macro, TraitItemFn};
 
 /// Expands `#[cancel_safe(args)] item`. On any error the function is emitted unchanged
 /// next to the errors.
@@ -76,6 +77,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);
+    let body = body_tokens(&block, &krate, &fake_return);
     // The return type is given one span here and in `cancelled_error` below, so a missing
     // `From<Cancelled>` is reported once, at the return type, instead of twice.
     let ret_once = respan(ret.clone(), ret_span);
@@ -137,23 +139,141 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
                 #has_cleanup,
             );
             #choose_token
-            let __sundown_exit = #krate::__private::cancel_safe_body(
-                &__SUNDOWN_SITE,
-                __sundown_token,
-                async {
-                    #fake_return
-                    #block
-                },
-            )
-            .await;
+            let mut __sundown_watch = #krate::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
+            let __sundown_exit = '__sundown_body: {
+                if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
+                    break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+                }
+                let __sundown_value: #ret_once = #body;
+                #[allow(unreachable_code)]
+                break '__sundown_body ::core::result::Result::Ok(__sundown_value);
+            };
             match __sundown_exit {
-                #krate::__private::BodyExit::Finished(__sundown_value) => __sundown_value,
-                #krate::__private::BodyExit::Cancelled(__sundown_cancel) => {
+                ::core::result::Result::Ok(__sundown_value) => __sundown_value,
+                ::core::result::Result::Err(__sundown_cancel) => {
                     #run_cleanup
                     #cancelled_error
                 }
             }
         }
+    }
+}
+
+/// The body as the function runs it. When every suspension point is in view, each
+/// `.await` races the call's token where it stands and the body runs inline, in the
+/// function's own state machine: a call that does not suspend pays a load and a branch.
+/// When a macro call could hide an await (`select!`, `join!`, any macro not known to be
+/// free of them), the whole body is one future raced against the token instead.
+fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> TokenStream {
+    let mut inline = block.clone();
+    let mut points = SuspensionPoints {
+        krate,
+        hidden: false,
+    };
+    walk::visit_block(&mut points, &mut inline);
+    if !points.hidden {
+        return quote!(#inline);
+    }
+    suspension_point(
+        krate,
+        quote! {
+            async {
+                #fake_return
+                #block
+            }
+        },
+        block.span(),
+    )
+}
+
+/// `base.await` where the body may stop: the value, or out of the body with the
+/// cancellation.
+fn suspension_point(krate: &syn::Path, base: TokenStream, span: Span) -> TokenStream {
+    let race = respan(quote!(#krate::__private::race), reported_at(span));
+    quote! {
+        match #race(#base, &mut __sundown_watch).await {
+            ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
+            ::core::result::Result::Err(__sundown_cancel) => {
+                break '__sundown_body ::core::result::Result::Err(__sundown_cancel)
+            }
+        }
+    }
+}
+
+/// Rewrites the body's own `.await`s (not those of closures and async blocks inside it,
+/// which are awaited through one of the body's own) and notes whether any macro call
+/// could hold an await the rewrite cannot see.
+struct SuspensionPoints<'a> {
+    krate: &'a syn::Path,
+    hidden: bool,
+}
+
+/// Macros that never await on their own: with no `.await` in their input, they add no
+/// suspension point.
+const NO_AWAIT_MACROS: &[&str] = &[
+    "assert",
+    "assert_eq",
+    "assert_ne",
+    "concat",
+    "dbg",
+    "debug",
+    "debug_assert",
+    "debug_assert_eq",
+    "debug_assert_ne",
+    "eprint",
+    "eprintln",
+    "error",
+    "format",
+    "format_args",
+    "info",
+    "matches",
+    "panic",
+    "print",
+    "println",
+    "stringify",
+    "todo",
+    "trace",
+    "unimplemented",
+    "unreachable",
+    "vec",
+    "warn",
+    "write",
+    "writeln",
+];
+
+fn mentions_await(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == "await",
+        TokenTree::Group(group) => mentions_await(&group.stream()),
+        _ => false,
+    })
+}
+
+impl Visitor for SuspensionPoints<'_> {
+    fn enters_async(&self) -> bool {
+        false
+    }
+
+    fn expr(&mut self, expr: &mut Expr) {
+        let Expr::Await(wait) = expr else { return };
+        let base = &wait.base;
+        let point = suspension_point(self.krate, quote!(#base), base.span());
+        *expr = block_expr(point);
+    }
+
+    fn macro_call(&mut self, mac: &Macro) {
+        let known = mac
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| NO_AWAIT_MACROS.iter().any(|m| last.ident == m));
+        if !known || mentions_await(&mac.tokens) {
+            self.hidden = true;
+        }
+    }
+
+    fn verbatim(&mut self, _tokens: &TokenStream) {
+        self.hidden = true;
     }
 }
 
@@ -179,10 +299,63 @@ mod tests {
         )
         .to_string();
         assert!(
-            expanded.contains("renamed :: __private :: cancel_safe_body"),
+            expanded.contains("renamed :: __private :: Watcher"),
             "{expanded}"
         );
         assert!(!expanded.contains("sundown ::"), "{expanded}");
+    }
+
+    fn expand_body(body: proc_macro2::TokenStream) -> String {
+        expand(
+            quote!(),
+            quote!(
+                async fn f() -> Result<(), E> { #body }
+            ),
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn each_await_of_the_body_races_the_token_where_it_stands() {
+        let expanded = expand_body(quote!(
+            let a = read().await?;
+            let b = async { inner().await };
+            write(a, b.await).await.unwrap();
+            Ok(())
+        ));
+        // Three suspension points of the body's own; the async block's await is its own.
+        assert_eq!(
+            expanded.matches(":: __private :: race (").count(),
+            3,
+            "{expanded}"
+        );
+        assert!(
+            expanded.contains("async { inner () . await }"),
+            "{expanded}"
+        );
+        assert!(!expanded.contains("async {  if false"), "{expanded}");
+    }
+
+    #[test]
+    fn a_macro_that_may_await_makes_the_whole_body_one_raced_future() {
+        for body in [
+            quote!(tokio::select! { _ = a() => {} }; Ok(())),
+            quote!(let (x, y) = tokio::join!(a(), b()); Ok(())),
+            quote!(println!("{}", a().await); Ok(())),
+        ] {
+            let expanded = expand_body(body);
+            assert_eq!(
+                expanded.matches(":: __private :: race (").count(),
+                1,
+                "{expanded}"
+            );
+            assert!(
+                expanded.contains(":: __private :: race (async {"),
+                "{expanded}"
+            );
+        }
+        let expanded = expand_body(quote!(println!("{}", a()); b().await; Ok(())));
+        assert!(!expanded.contains("race (async"), "{expanded}");
     }
 
     #[test]
@@ -229,7 +402,7 @@ mod tests {
             ),
         )
         .to_string();
-        assert!(!expanded.contains("cancel_safe_body"), "{expanded}");
+        assert!(!expanded.contains("Watcher"), "{expanded}");
         let declaration = quote!(
             async fn poll(&self) -> Result<(), E>;
         );

@@ -61,17 +61,7 @@ impl<'a> SpawnRewriter<'a> {
                 #krate::__classify!(#krate::__private::#probe(&#local));
             #tracked_call
         };
-        // A block expression, not verbatim tokens: syn then knows the replacement is
-        // block-like and parenthesizes it where a block would end the statement
-        // (`tokio::spawn(x) == y;` at the start of a statement).
-        *expr = Expr::Block(ExprBlock {
-            attrs: Vec::new(),
-            label: None,
-            block: Block {
-                brace_token: token::Brace::default(),
-                stmts: vec![Stmt::Expr(Expr::Verbatim(statements), None)],
-            },
-        });
+        *expr = block_expr(statements);
     }
 }
 
@@ -189,6 +179,20 @@ fn path_name(path: &syn::Path) -> String {
         .map(|segment| segment.ident.to_string())
         .collect::<Vec<_>>()
         .join("::")
+}
+
+/// `{ tokens }` as an expression that replaces another. A block expression, not verbatim
+/// tokens: syn then knows the replacement is block-like and parenthesizes it where a
+/// block would end the statement (`tokio::spawn(x) == y;` at the start of a statement).
+pub(crate) fn block_expr(tokens: TokenStream) -> Expr {
+    Expr::Block(ExprBlock {
+        attrs: Vec::new(),
+        label: None,
+        block: Block {
+            brace_token: token::Brace::default(),
+            stmts: vec![Stmt::Expr(Expr::Verbatim(tokens), None)],
+        },
+    })
 }
 
 /// Gives every token of `tokens` the span `span`.

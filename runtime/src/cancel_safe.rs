@@ -8,6 +8,7 @@
 //! any scope was cancelled checks its own token before running the body.
 
 use std::future::{Future, IntoFuture};
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -80,13 +81,6 @@ impl<T: TokenSource + ?Sized> TokenSource for &T {
     fn token_ref(&self) -> &CancellationToken {
         (**self).token_ref()
     }
-}
-
-/// How the body ended.
-#[doc(hidden)]
-pub enum BodyExit<T> {
-    Finished(T),
-    Cancelled(Cancellation),
 }
 
 /// A body was cancelled: what is needed to run its cleanup and build the error.
@@ -188,86 +182,147 @@ fn record_loss(scope: Option<&Shutdown>, site: SiteInfo, why: CleanupLoss) {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A `#[cancel_safe]` body racing its cancellation token. Polls the body first; the
-    /// token is looked up and watched only once the body returns `Pending`, so a call
-    /// that completes at once pays a flag, a relaxed load and a branch.
+/// The cancellation side of one `#[cancel_safe]` call, a local of the generated
+/// function. [`precheck`](Watcher::precheck) is the level-triggered check made before
+/// the body runs; every suspension point of the body is awaited through
+/// [`race`](Watcher::race), which polls the awaited future first and looks at the token
+/// only once it is pending. Dropped while armed (pending, with a cleanup to run), the
+/// call was dropped from outside and its cleanup is lost: that is recorded.
+#[doc(hidden)]
+pub struct Watcher<'a> {
+    site: &'a CancelSite,
+    token: TokenChoice<'a>,
+    // Boxed so that a call that never suspends carries one word for it. Emptied by
+    // `Drop` (`release`), so the drop glue of a call that never suspended is one test.
+    watch: ManuallyDrop<Option<Box<Watch>>>,
+    armed: bool,
+}
+
+impl<'a> Watcher<'a> {
     #[doc(hidden)]
-    pub struct CancelSafeBody<'a, F> {
-        #[pin]
-        body: F,
-        site: &'a CancelSite,
-        token: TokenChoice<'a>,
-        // Boxed so that the fast path's future stays small.
-        watch: Option<Box<Watch>>,
-        started: bool,
-        // Pending with a cleanup to run: being dropped now loses the cleanup.
-        armed: bool,
+    #[inline]
+    pub fn new(site: &'a CancelSite, token: TokenChoice<'a>) -> Self {
+        Watcher {
+            site,
+            token,
+            watch: ManuallyDrop::new(None),
+            armed: false,
+        }
     }
 
-    impl<'a, F> PinnedDrop for CancelSafeBody<'a, F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if *this.armed {
-                let scope = this.watch.as_ref().and_then(|w| w.ambient.as_ref()).map(|a| &a.scope);
-                record_loss(scope, SiteInfo::from(*this.site), CleanupLoss::DroppedFromOutside);
-            }
+    /// `Some` when the call must not run its body: its token is cancelled already.
+    #[doc(hidden)]
+    #[inline]
+    pub fn precheck(&mut self) -> Option<Cancellation> {
+        if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(self.token, TokenChoice::Given(_)) {
+            self.precheck_slow()
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn precheck_slow(&mut self) -> Option<Cancellation> {
+        let watch = Watch::resolve(&self.token);
+        if watch.is_cancelled(&self.token) {
+            return Some(Cancellation {
+                site: SiteInfo::from(self.site),
+                ambient: watch.ambient,
+                body_ran: false,
+            });
+        }
+        *self.watch = Some(Box::new(watch));
+        None
+    }
+
+    /// Awaits `f` unless the token is cancelled first (`Err`: the body stops here).
+    #[doc(hidden)]
+    #[inline]
+    pub fn race<F: IntoFuture>(&mut self, f: F) -> Race<'_, 'a, F::IntoFuture> {
+        Race {
+            fut: f.into_future(),
+            watcher: self,
         }
     }
 }
 
-/// Runs a `#[cancel_safe]` body against its cancellation token.
-#[doc(hidden)]
-#[inline]
-pub fn cancel_safe_body<'a, F: Future>(
-    site: &'a CancelSite,
-    token: TokenChoice<'a>,
-    body: F,
-) -> CancelSafeBody<'a, F> {
-    CancelSafeBody {
-        body,
-        site,
-        token,
-        watch: None,
-        started: false,
-        armed: false,
+impl Drop for Watcher<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // A call that never suspended has nothing to release: no call, no branch more.
+        if self.armed || self.watch.is_some() {
+            self.release();
+        }
     }
 }
 
-impl<F: Future> Future for CancelSafeBody<'_, F> {
-    type Output = BodyExit<F::Output>;
+impl Watcher<'_> {
+    #[cold]
+    #[inline(never)]
+    fn release(&mut self) {
+        let watch = (*self.watch).take();
+        if self.armed {
+            let scope = watch
+                .as_ref()
+                .and_then(|w| w.ambient.as_ref())
+                .map(|a| &a.scope);
+            record_loss(
+                scope,
+                SiteInfo::from(self.site),
+                CleanupLoss::DroppedFromOutside,
+            );
+        }
+    }
+}
+
+/// `f.await` at a suspension point of a `#[cancel_safe]` body, unless the call's token
+/// is cancelled first. The future comes first so that it is evaluated before the
+/// watcher is borrowed (it may hold suspension points of its own).
+#[doc(hidden)]
+#[inline]
+pub fn race<'w, 'a, F: IntoFuture>(
+    f: F,
+    watcher: &'w mut Watcher<'a>,
+) -> Race<'w, 'a, F::IntoFuture> {
+    watcher.race(f)
+}
+
+pin_project_lite::pin_project! {
+    /// One suspension point of a `#[cancel_safe]` body racing the call's token.
+    #[doc(hidden)]
+    pub struct Race<'w, 'a, F> {
+        #[pin]
+        fut: F,
+        watcher: &'w mut Watcher<'a>,
+    }
+}
+
+impl<F: Future> Future for Race<'_, '_, F> {
+    type Output = Result<F::Output, Cancellation>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if !*this.started {
-            *this.started = true;
-            // Level-triggered: a call made after its scope was cancelled does not run.
-            if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(this.token, TokenChoice::Given(_))
-            {
-                let watch = Watch::resolve(this.token);
-                if watch.is_cancelled(this.token) {
-                    return Poll::Ready(BodyExit::Cancelled(Cancellation {
-                        site: SiteInfo::from(*this.site),
-                        ambient: watch.ambient,
-                        body_ran: false,
-                    }));
-                }
-                *this.watch = Some(Box::new(watch));
-            }
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            this.watcher.armed = false;
+            return Poll::Ready(Ok(v));
         }
-        if let Poll::Ready(v) = this.body.poll(cx) {
-            *this.armed = false;
-            return Poll::Ready(BodyExit::Finished(v));
-        }
-        let watch = this
+        this.watcher.pending(cx)
+    }
+}
+
+impl Watcher<'_> {
+    /// The awaited future is pending: watch the token (resolved on first use).
+    fn pending<T>(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<T, Cancellation>> {
+        let token = &self.token;
+        let watch = self
             .watch
-            .get_or_insert_with(|| Box::new(Watch::resolve(this.token)));
-        *this.armed = this.site.has_cleanup;
+            .get_or_insert_with(|| Box::new(Watch::resolve(token)));
+        self.armed = self.site.has_cleanup;
         if watch.poll_cancelled(cx) {
-            *this.armed = false;
-            return Poll::Ready(BodyExit::Cancelled(Cancellation {
-                site: SiteInfo::from(*this.site),
+            self.armed = false;
+            return Poll::Ready(Err(Cancellation {
+                site: SiteInfo::from(self.site),
                 ambient: watch.ambient.take(),
                 body_ran: true,
             }));
@@ -289,12 +344,38 @@ impl Drop for StateRestore {
     }
 }
 
+/// A boxed future polled by a function that is never inlined: the cold path of a
+/// `#[cancel_safe]` call.
+#[doc(hidden)]
+pub struct OutOfLine<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for OutOfLine<F> {
+    type Output = F::Output;
+
+    #[inline(never)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 impl Cancellation {
     /// Runs the cleanup once: shielded from the cancellation that stopped the body (so
     /// `#[cancel_safe]` calls inside it work), bounded by the cleanup timeout and cut
     /// by the hard deadline or a forced shutdown. A cleanup that fails, panics or is
     /// cut is reported. A body that never ran has nothing to clean up.
-    pub async fn run_cleanup<C: IntoFuture>(
+    ///
+    /// The cleanup's future is boxed and polled out of line: it exists only once the call
+    /// was cancelled, and the calling function's state machine and its fast path stay
+    /// as small as without a cleanup.
+    pub fn run_cleanup<C: IntoFuture>(
+        self,
+        cleanup: C,
+        classify: fn(&C::Output) -> TaskOutcome,
+    ) -> OutOfLine<impl Future<Output = Self>> {
+        OutOfLine(Box::pin(self.cleanup_then(cleanup, classify)))
+    }
+
+    async fn cleanup_then<C: IntoFuture>(
         self,
         cleanup: C,
         classify: fn(&C::Output) -> TaskOutcome,

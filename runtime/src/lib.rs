@@ -258,8 +258,8 @@ pub use sundown_macros::cancel_safe;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cancel_safe::{
-        BodyExit, CancelSite, CancellableReturn, Cancellation, TokenChoice, TokenSource,
-        assert_cancellable, cancel_safe_body,
+        CancelSite, CancellableReturn, Cancellation, Race, TokenChoice, TokenSource, Watcher,
+        assert_cancellable, race,
     };
     pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::output::report as emit_report;

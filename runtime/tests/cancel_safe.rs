@@ -336,3 +336,52 @@ async fn an_error_that_hides_cancelled_from_source_still_counts_as_cancelled() {
     assert_eq!(report.failure_count(), 0, "{report}");
     assert_eq!(report.stats().cancelled, 1);
 }
+
+/// Statement-position awaits followed by `?` and a method, inside a loop: each is a
+/// point where the body stops.
+#[cancel_safe(cleanup = count_cleanup(&c))]
+async fn steps(c: Arc<Counters>, done: Arc<AtomicU32>) -> Result<(), Cancelled> {
+    c.body.fetch_add(1, Ordering::SeqCst);
+    loop {
+        async { Ok::<(), Cancelled>(()) }.await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        done.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Some(1)).await.unwrap();
+    }
+}
+
+/// A body whose awaits are hidden inside a macro: the whole body is raced instead.
+#[cancel_safe(cleanup = count_cleanup(&c))]
+async fn selects(c: Arc<Counters>) -> Result<u32, Cancelled> {
+    c.body.fetch_add(1, Ordering::SeqCst);
+    let mut ticks = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(10)) => ticks += 1,
+            () = std::future::pending::<()>() => break,
+        }
+    }
+    Ok(ticks)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_stops_at_its_own_awaits_and_at_awaits_hidden_in_macros() {
+    let scope = Shutdown::new();
+    let (a, b) = (Arc::new(Counters::default()), Arc::new(Counters::default()));
+    let done = Arc::new(AtomicU32::new(0));
+    let inline = scope.spawn(steps(a.clone(), done.clone()));
+    let raced = scope.spawn(selects(b.clone()));
+    tokio::time::sleep(Duration::from_millis(55)).await;
+    scope.trigger("stop");
+    assert!(inline.await.unwrap().is_err());
+    assert!(raced.await.unwrap().is_err());
+    let steps_done = done.load(Ordering::SeqCst);
+    assert!((4..=6).contains(&steps_done), "{steps_done}");
+    for c in [&a, &b] {
+        assert_eq!(c.body.load(Ordering::SeqCst), 1);
+        assert_eq!(c.cleanup.load(Ordering::SeqCst), 1);
+    }
+    // Nothing runs after the cancellation point.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(done.load(Ordering::SeqCst), steps_done);
+}

@@ -41,12 +41,33 @@ impl Ended {
 
     /// Asserts the budget ran out: exit 124 within `within` of the signal, and stderr
     /// names each of `mentions` (tasks, states).
+    #[track_caller]
     pub fn assert_budget_ran_out(&self, within: Duration, mentions: &[&str]) {
         assert_eq!(self.code(), Some(124), "{}", self.stderr);
-        assert!(self.elapsed < within, "exited after {:?}", self.elapsed);
+        self.assert_within(within);
         for m in mentions {
-            assert!(self.stderr.contains(m), "no {m:?} in: {}", self.stderr);
+            self.assert_mentions(m);
         }
+    }
+
+    /// Asserts stderr contains `text`.
+    #[track_caller]
+    pub fn assert_mentions(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "no {text:?} in: {}",
+            self.stderr
+        );
+    }
+
+    /// Asserts the program ended less than `bound` after the signal (or the wait began).
+    #[track_caller]
+    pub fn assert_within(&self, bound: Duration) {
+        assert!(
+            self.elapsed < bound,
+            "ended after {:?}, bound {bound:?}",
+            self.elapsed
+        );
     }
 
     /// The signal that killed it, if any.

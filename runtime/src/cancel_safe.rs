@@ -185,7 +185,7 @@ fn record_loss(scope: Option<&Shutdown>, site: SiteInfo, why: CleanupLoss) {
 /// The cancellation side of one `#[cancel_safe]` call, a local of the generated
 /// function. [`precheck`](Watcher::precheck) is the level-triggered check made before
 /// the body runs; every suspension point of the body is awaited through
-/// [`race`](Watcher::race), which polls the awaited future first and looks at the token
+/// [`race`], which polls the awaited future first and looks at the token
 /// only once it is pending. Dropped while armed (pending, with a cleanup to run), the
 /// call was dropped from outside and its cleanup is lost: that is recorded.
 #[doc(hidden)]
@@ -234,16 +234,6 @@ impl<'a> Watcher<'a> {
         *self.watch = Some(Box::new(watch));
         None
     }
-
-    /// Awaits `f` unless the token is cancelled first (`Err`: the body stops here).
-    #[doc(hidden)]
-    #[inline]
-    pub fn race<F: IntoFuture>(&mut self, f: F) -> Race<'_, 'a, F::IntoFuture> {
-        Race {
-            fut: f.into_future(),
-            watcher: self,
-        }
-    }
 }
 
 impl Drop for Watcher<'_> {
@@ -273,6 +263,24 @@ impl Watcher<'_> {
             );
         }
     }
+
+    /// The awaited future is pending: watch the token (resolved on first use).
+    fn pending<T>(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<T, Cancellation>> {
+        let token = &self.token;
+        let watch = self
+            .watch
+            .get_or_insert_with(|| Box::new(Watch::resolve(token)));
+        self.armed = self.site.has_cleanup;
+        if watch.poll_cancelled(cx) {
+            self.armed = false;
+            return Poll::Ready(Err(Cancellation {
+                site: SiteInfo::from(self.site),
+                ambient: watch.ambient.take(),
+                body_ran: true,
+            }));
+        }
+        Poll::Pending
+    }
 }
 
 /// `f.await` at a suspension point of a `#[cancel_safe]` body, unless the call's token
@@ -284,7 +292,10 @@ pub fn race<'w, 'a, F: IntoFuture>(
     f: F,
     watcher: &'w mut Watcher<'a>,
 ) -> Race<'w, 'a, F::IntoFuture> {
-    watcher.race(f)
+    Race {
+        fut: f.into_future(),
+        watcher,
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -308,26 +319,6 @@ impl<F: Future> Future for Race<'_, '_, F> {
             return Poll::Ready(Ok(v));
         }
         this.watcher.pending(cx)
-    }
-}
-
-impl Watcher<'_> {
-    /// The awaited future is pending: watch the token (resolved on first use).
-    fn pending<T>(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<T, Cancellation>> {
-        let token = &self.token;
-        let watch = self
-            .watch
-            .get_or_insert_with(|| Box::new(Watch::resolve(token)));
-        self.armed = self.site.has_cleanup;
-        if watch.poll_cancelled(cx) {
-            self.armed = false;
-            return Poll::Ready(Err(Cancellation {
-                site: SiteInfo::from(self.site),
-                ambient: watch.ambient.take(),
-                body_ran: true,
-            }));
-        }
-        Poll::Pending
     }
 }
 

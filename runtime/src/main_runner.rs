@@ -241,7 +241,6 @@ fn run_boxed<'a>(
     let signal_tx = mailbox.clone();
     let delivered = move |e: SignalEvent| {
         let _ = signal_tx.try_send(Control::Signal(e));
-        true
     };
     if let Err(why) = signals::install(
         config.signals,

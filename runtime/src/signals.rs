@@ -53,7 +53,7 @@ fn name_of(number: i32, names: &[&'static str]) -> &'static str {
 const FORCED_EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Installs the handlers and starts the signal thread, which passes each event to
-/// `deliver` (false: nobody listens any more, the thread ends). On the second terminating signal
+/// `deliver`. On the second terminating signal
 /// the thread sets `forced` (from then on the handler itself applies the default
 /// disposition) and makes sure the process exits with 128+N even if the controller is
 /// stuck, say writing to a full stderr pipe.
@@ -62,7 +62,7 @@ pub(crate) fn install(
     terminate: &[&'static str],
     dump: Option<&'static str>,
     forced: Arc<AtomicBool>,
-    deliver: impl Fn(SignalEvent) -> bool + Send + 'static,
+    deliver: impl Fn(SignalEvent) + Send + 'static,
 ) -> Result<(), String> {
     use signal_hook::iterator::Signals;
 
@@ -109,9 +109,7 @@ pub(crate) fn install(
                         nth,
                     }
                 };
-                if !deliver(event) {
-                    return;
-                }
+                deliver(event);
             }
         })
         .map(|_| ())
@@ -136,7 +134,7 @@ pub(crate) fn install(
     _terminate: &[&'static str],
     _dump: Option<&'static str>,
     _forced: Arc<AtomicBool>,
-    deliver: impl Fn(SignalEvent) -> bool + Send + 'static,
+    deliver: impl Fn(SignalEvent) + Send + 'static,
 ) -> Result<(), String> {
     // Console events are delivered through tokio's handlers, polled on a small runtime
     // of our own so that they arrive even when the program's workers are blocked.
@@ -170,9 +168,7 @@ pub(crate) fn install(
                     };
                     nth += 1;
                     let number = number_of(name).unwrap_or(0);
-                    if !deliver(SignalEvent::Terminate { name, number, nth }) {
-                        return;
-                    }
+                    deliver(SignalEvent::Terminate { name, number, nth });
                 }
             });
         })

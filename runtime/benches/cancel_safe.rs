@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use sundown::{CancellationToken, Cancelled, Shutdown, cancel_safe};
 use tokio::runtime::Runtime;
 
+mod harness;
+
 /// How big and how long: the benchmark's sizes, or small ones for a smoke pass.
 #[derive(Clone, Copy)]
 struct Config {
@@ -60,19 +62,10 @@ const SMOKE: Config = Config {
 const CANCEL_SAFE_TARGET: f64 = 1.5;
 
 fn main() {
-    // `cargo bench` passes `--bench`.
-    let config = if std::env::args().skip(1).any(|a| a == "--bench") {
-        BENCH
-    } else {
-        SMOKE
-    };
+    let config = if harness::is_bench() { BENCH } else { SMOKE };
     println!(
         "sundown #[cancel_safe] benchmark{}: {} CPUs, one task on a current_thread runtime",
-        if config.judge {
-            ""
-        } else {
-            " (smoke pass: run with --bench for the real sizes)"
-        },
+        harness::smoke_note(config.judge),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     bench_calls(config);
@@ -244,28 +237,6 @@ fn run_once(rt: &Runtime, scope: &Shutdown, v: &Variant, calls: u64) -> (Duratio
     }
 }
 
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-    }
-}
-
-fn verdict(config: Config, value: f64, target: Option<f64>) -> String {
-    match target {
-        Some(_) if !config.judge => "(smoke pass: not judged)".to_owned(),
-        Some(t) if value <= t => format!("target <= {t:.2}: PASS"),
-        Some(t) => format!(
-            "target <= {t:.2}: MISS by {:.1}%",
-            (value / t - 1.0) * 100.0
-        ),
-        None => "(for information)".to_owned(),
-    }
-}
-
 fn bench_calls(config: Config) {
     let calls = config.calls;
     println!();
@@ -279,21 +250,16 @@ fn bench_calls(config: Config) {
     // under way.
     let scope = Shutdown::new();
     let variants = variants();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut results: Vec<Option<u64>> = vec![None; variants.len()];
-    for round in 0..config.warmup_rounds + config.rounds {
-        for k in 0..variants.len() {
-            let i = (k + round) % variants.len();
+    let mut samples =
+        harness::interleaved(config.warmup_rounds, config.rounds, variants.len(), |i| {
             let (elapsed, acc) = run_once(&rt, &scope, &variants[i], calls);
             if let Some(previous) = results[i] {
                 assert_eq!(previous, acc, "{} changed its result", variants[i].name);
             }
             results[i] = Some(acc);
-            if round >= config.warmup_rounds {
-                samples[i].push(elapsed.as_secs_f64() * 1e3);
-            }
-        }
-    }
+            elapsed
+        });
     drop(rt);
     let expected = results[0];
     for (v, r) in variants.iter().zip(&results) {
@@ -320,7 +286,7 @@ fn bench_calls(config: Config) {
             if v.in_scope != in_scope {
                 continue;
             }
-            let m = median(s);
+            let m = harness::median(s);
             let (min, max) = (s[0], s[s.len() - 1]);
             println!(
                 "   {:<width$}  {m:8.2} ms  [{min:7.2} .. {max:7.2}]  {:6.2} ns/call",
@@ -348,7 +314,7 @@ fn bench_calls(config: Config) {
             let value = find(name, in_scope) / find(PLAIN, in_scope);
             println!(
                 "   ratio {name} / {PLAIN} ({context}) = {value:.3}  {}",
-                verdict(config, value, target)
+                harness::verdict(config.judge, value, target)
             );
         }
     }

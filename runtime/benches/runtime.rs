@@ -30,6 +30,8 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
+mod harness;
+
 /// How big and how long: the benchmark's sizes, or small ones for a smoke pass.
 #[derive(Clone, Copy)]
 struct Config {
@@ -80,23 +82,15 @@ fn main() {
         memory_child(&variant, tasks);
         return;
     }
-    // `cargo bench` passes `--bench`; any other argument is a filter on the names.
+    // Any argument that is not an option (`--bench`) is a filter on the names.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = if args.iter().any(|a| a == "--bench") {
-        BENCH
-    } else {
-        SMOKE
-    };
+    let config = if harness::is_bench() { BENCH } else { SMOKE };
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(*f));
 
     println!(
         "sundown runtime benchmarks{}: {} CPUs, tokio multi-thread runtime with 2 workers",
-        if config.judge {
-            ""
-        } else {
-            " (smoke pass: run with --bench for the real sizes)"
-        },
+        harness::smoke_note(config.judge),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut ran = false;
@@ -156,28 +150,6 @@ struct Ratio {
     target: Option<f64>,
 }
 
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-    }
-}
-
-fn verdict(config: Config, value: f64, target: Option<f64>) -> String {
-    match target {
-        Some(_) if !config.judge => "(smoke pass: not judged)".to_owned(),
-        Some(t) if value <= t => format!("target <= {t:.2}: PASS"),
-        Some(t) => format!(
-            "target <= {t:.2}: MISS by {:.1}%",
-            (value / t - 1.0) * 100.0
-        ),
-        None => "(for information)".to_owned(),
-    }
-}
-
 /// Runs the variants interleaved, round by round, and prints medians and ratios.
 fn run_timed(title: &str, config: Config, tasks: usize, variants: &[Variant], ratios: &[Ratio]) {
     println!();
@@ -187,22 +159,16 @@ fn run_timed(title: &str, config: Config, tasks: usize, variants: &[Variant], ra
         config.rounds, config.warmup_rounds
     );
     let rt = runtime();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for round in 0..config.warmup_rounds + config.rounds {
-        for k in 0..variants.len() {
-            let i = (k + round) % variants.len();
-            let elapsed = (variants[i].run)(&rt, tasks);
-            if round >= config.warmup_rounds {
-                samples[i].push(elapsed.as_secs_f64() * 1e3);
-            }
-        }
-    }
+    let mut samples =
+        harness::interleaved(config.warmup_rounds, config.rounds, variants.len(), |i| {
+            (variants[i].run)(&rt, tasks)
+        });
     drop(rt);
 
     let width = variants.iter().map(|v| v.name.len()).max().unwrap_or(0);
     let mut medians = Vec::with_capacity(variants.len());
     for (v, s) in variants.iter().zip(samples.iter_mut()) {
-        let m = median(s);
+        let m = harness::median(s);
         let (min, max) = (s[0], s[s.len() - 1]);
         println!(
             "   {:<width$}  {m:8.2} ms  [{min:7.2} .. {max:7.2}]  {:6.0} ns/task",
@@ -223,7 +189,7 @@ fn run_timed(title: &str, config: Config, tasks: usize, variants: &[Variant], ra
             "   ratio {} / {} = {value:.3}  {}",
             r.numerator,
             r.denominator,
-            verdict(config, value, r.target)
+            harness::verdict(config.judge, value, r.target)
         );
     }
 }
@@ -532,7 +498,7 @@ fn bench_memory(config: Config) {
     }
     let mut medians = Vec::new();
     for ((_, name), s) in MEMORY_VARIANTS.iter().zip(samples.iter_mut()) {
-        let m = median(s);
+        let m = harness::median(s);
         println!(
             "   {name:<32}  {m:7.1} B/task  [{:7.1} .. {:7.1}]",
             s[0],
@@ -543,7 +509,7 @@ fn bench_memory(config: Config) {
     let extra = medians[2] - medians[1];
     println!(
         "   sundown - TaskTracker = {extra:.1} B/task  {}",
-        verdict(config, extra, Some(128.0))
+        harness::verdict(config.judge, extra, Some(128.0))
     );
     println!(
         "   TaskTracker - tokio::spawn = {:.1} B/task  (for information)",

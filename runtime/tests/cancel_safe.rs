@@ -227,14 +227,27 @@ async fn dropped_from_outside_is_recorded() {
                 _ = poll_forever(c.clone()) => unreachable!(),
                 () = tokio::time::sleep(Duration::from_millis(30)) => {}
             }
+            // A body raced whole (its awaits are inside `select!`) is recorded the same way.
+            tokio::select! {
+                _ = selects(c.clone()) => unreachable!(),
+                () = tokio::time::sleep(Duration::from_millis(30)) => {}
+            }
             assert_eq!(c.cleanup.load(Ordering::SeqCst), 0);
         })
         .await;
     let report = scope.shutdown(Duration::from_secs(1)).await;
-    let d = &report.dropped_cleanups()[0];
-    assert_eq!(d.function(), "poll_forever");
-    assert_eq!(d.why(), CleanupLoss::DroppedFromOutside);
-    assert_eq!(d.location().file(), file!());
+    let dropped: Vec<_> = report
+        .dropped_cleanups()
+        .iter()
+        .map(|d| (d.function(), d.why(), d.location().file()))
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            ("poll_forever", CleanupLoss::DroppedFromOutside, file!()),
+            ("selects", CleanupLoss::DroppedFromOutside, file!()),
+        ]
+    );
 }
 
 #[cancel_safe(cleanup = async { tokio::time::sleep(Duration::from_millis(500)).await })]

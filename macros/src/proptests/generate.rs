@@ -10,6 +10,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+use crate::args::{CANCEL_KEYS, MAIN_KEYS};
+
 /// Lexes text built by these generators, all of which lexes by construction.
 pub(super) fn lex(text: &str) -> TokenStream {
     text.parse()
@@ -50,20 +52,6 @@ fn nested<T: std::fmt::Debug + 'static>(
 // ---------------------------------------------------------------------------------------
 // Attribute arguments
 // ---------------------------------------------------------------------------------------
-
-const KEYS: &[&str] = &[
-    "timeout",
-    "delay",
-    "signals",
-    "dump_signal",
-    "on_task_failure",
-    "exit",
-    "flavor",
-    "worker_threads",
-    "crate",
-    "cleanup",
-    "token",
-];
 
 const MISSPELLED_KEYS: &[&str] = &[
     "timout",
@@ -326,7 +314,15 @@ fn value() -> impl Strategy<Value = TokenStream> {
 
 fn key() -> impl Strategy<Value = TokenStream> {
     prop_oneof![
-        4 => select(KEYS).prop_map(lexed),
+        // Every key either attribute accepts (the lists the parser itself checks against).
+        4 => select(
+            MAIN_KEYS
+                .iter()
+                .chain(CANCEL_KEYS)
+                .copied()
+                .collect::<Vec<_>>()
+        )
+        .prop_map(lexed),
         1 => select(MISSPELLED_KEYS).prop_map(lexed),
     ]
 }

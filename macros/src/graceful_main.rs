@@ -129,7 +129,7 @@ fn expand_checked(
                 let __sundown_classify =
                     #krate::__classify!(#krate::__private::probe_future(&__sundown_body));
                 let __sundown_output = __sundown_body.await;
-                __sundown_classify(&__sundown_output)
+                #krate::__private::Classify::classify(__sundown_classify, &__sundown_output)
             };
             #call
         }

@@ -1,6 +1,7 @@
 //! The ambient scope: which [`Shutdown`] the running code belongs to.
 //!
-//! Looked up in this order: the task-local set by a tracked task, `enter` or `shield`;
+//! Looked up in this order: the context installed while a tracked task, `enter`,
+//! `shield` or a close hook polls its future ([`Scoped`]);
 //! the thread-local set while a tracked `spawn_blocking` closure runs; the process
 //! scope that `#[graceful_main]` installs. Outside all three there is no scope.
 
@@ -20,28 +21,31 @@ pub(crate) struct Ambient {
     pub(crate) shielded: bool,
 }
 
-/// The task-local value: a tracked task's own guard (which owns its registry entry,
-/// so the entry goes exactly when the task's future does), or a view of a scope set by
-/// `enter`, `shield` or a close hook.
+/// The installed value: a tracked task's own guard (which owns its registry entry, so
+/// the entry goes exactly when the task's future does), or a view of a scope set by
+/// `enter`, `shield` or a close hook. A view is boxed: those are rare next to tasks, and
+/// a boxed view lets the enum's tag live in the guard's spare bits, so `Local` is as
+/// small as a guard.
 pub(crate) enum Local {
     Owner(TaskGuard),
-    View(Ambient),
+    View(Box<Ambient>),
 }
 
 impl Local {
-    fn ambient(&self) -> &Ambient {
+    fn ambient(&self) -> Ambient {
         match self {
-            Local::Owner(guard) => guard.ambient_ref(),
-            Local::View(a) => a,
+            Local::Owner(guard) => guard.ambient(),
+            Local::View(a) => Ambient::clone(a),
         }
     }
 }
 
-tokio::task_local! {
-    static AMBIENT: Local;
-}
-
 thread_local! {
+    /// The contexts of the futures being polled (or dropped) on this thread, innermost
+    /// last. A [`Scoped`] future pushes its value for the length of one poll and takes
+    /// it back after, so the innermost scope wins and the outer one is back when it
+    /// returns.
+    static CURRENT: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
     static BLOCKING_AMBIENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
 }
 
@@ -55,8 +59,12 @@ pub(crate) fn set_process_scope(scope: &Shutdown) {
 
 /// The ambient context, if there is one.
 pub(crate) fn current() -> Option<Ambient> {
-    if let Ok(a) = AMBIENT.try_with(|l| l.ambient().clone()) {
-        return Some(a);
+    let installed = CURRENT
+        .try_with(|c| c.borrow().last().map(Local::ambient))
+        .ok()
+        .flatten();
+    if installed.is_some() {
+        return installed;
     }
     if let Some(a) = BLOCKING_AMBIENT.with(|b| b.borrow().clone()) {
         return Some(a);
@@ -72,27 +80,118 @@ pub(crate) fn current_scope() -> Option<Shutdown> {
     current().map(|a| a.scope)
 }
 
-/// Runs `fut` with `ambient` as its task-local context.
-pub(crate) fn scope<F: std::future::Future>(
-    ambient: Ambient,
-    fut: F,
-) -> tokio::task::futures::TaskLocalFuture<Local, F> {
-    AMBIENT.scope(Local::View(ambient), fut)
+pin_project_lite::pin_project! {
+    /// A future polled (and dropped) with its [`Local`] installed as the ambient context.
+    ///
+    /// This does what a tokio task-local does, with one stack shared by every scope
+    /// instead of a key per future. A tracked task's future is this wrapper around the
+    /// user's future, and the wrapper's size decides which of tokio's task-cell sizes
+    /// the task lands in (`BENCHMARKS.md`, peak RSS): it adds the 24-byte guard and
+    /// nothing else.
+    pub(crate) struct Scoped<F> {
+        // `None` only while it is installed.
+        local: Option<Local>,
+        #[pin]
+        fut: F,
+        // Dropped after `fut`: takes the context back off the stack, and with it the
+        // guard, so a task's entry goes after its future.
+        _uninstall: Uninstall,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // The future's own drop (a `#[cancel_safe]` call cut short, a value that
+            // spawns in its `Drop`) runs inside its scope: install now, the fields drop
+            // next, `_uninstall` last.
+            let local = this.project().local;
+            let _ = CURRENT.try_with(|c| {
+                if let Some(value) = local.take() {
+                    c.borrow_mut().push(value);
+                }
+            });
+        }
+    }
 }
 
-/// Runs a tracked task's future with its guard as the task-local value.
-pub(crate) fn owned<F: std::future::Future>(
-    guard: TaskGuard,
-    fut: F,
-) -> tokio::task::futures::TaskLocalFuture<Local, F> {
-    AMBIENT.scope(Local::Owner(guard), fut)
+/// The last field of a [`Scoped`]: pops what its drop installed.
+struct Uninstall;
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        // Popped inside the borrow, dropped after it: a guard's drop may look at the
+        // context.
+        let installed = CURRENT.try_with(|c| c.borrow_mut().pop());
+        drop(installed);
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _installed = Installed::push(this.local);
+        this.fut.poll(cx)
+    }
+}
+
+/// `local` pushed on the thread's stack until this is dropped (also by a panic), then
+/// moved back. If the thread is being torn down, nothing is pushed.
+struct Installed<'a> {
+    local: Option<&'a mut Option<Local>>,
+}
+
+impl<'a> Installed<'a> {
+    fn push(local: &'a mut Option<Local>) -> Self {
+        let pushed = CURRENT.try_with(|c| match local.take() {
+            Some(value) => {
+                c.borrow_mut().push(value);
+                true
+            }
+            None => false,
+        });
+        Installed {
+            local: matches!(pushed, Ok(true)).then_some(local),
+        }
+    }
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        if let Some(local) = self.local.take()
+            && let Ok(value) = CURRENT.try_with(|c| c.borrow_mut().pop())
+        {
+            *local = value;
+        }
+    }
+}
+
+/// Runs `fut` with `ambient` as its context.
+pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F> {
+    Scoped {
+        local: Some(Local::View(Box::new(ambient))),
+        fut,
+        _uninstall: Uninstall,
+    }
+}
+
+/// Runs a tracked task's future with its guard as the installed context.
+pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F> {
+    Scoped {
+        local: Some(Local::Owner(guard)),
+        fut,
+        _uninstall: Uninstall,
+    }
 }
 
 /// Runs `f` on the running task's own guard, if the code runs directly in a tracked
 /// task (not inside `enter` or `shield` within it).
 pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
-    let _ = AMBIENT.try_with(|l| {
-        if let Local::Owner(guard) = l {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(Local::Owner(guard)) = c.borrow().last() {
             f(guard);
         }
     });

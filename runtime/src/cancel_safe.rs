@@ -19,6 +19,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::ambient::{self, Ambient};
 use crate::error::Cancelled;
+use crate::probe::Classify;
 use crate::registry::{SlotKey, TaskState};
 use crate::report::{CleanupLoss, DroppedCleanup, Failure, FailureKind};
 use crate::scope::{ANY_CANCELLED, Shutdown};
@@ -361,7 +362,7 @@ impl Cancellation {
     pub fn run_cleanup<C: IntoFuture>(
         self,
         cleanup: C,
-        classify: fn(&C::Output) -> TaskOutcome,
+        classify: impl Classify<C::Output>,
     ) -> OutOfLine<impl Future<Output = Self>> {
         OutOfLine(Box::pin(self.cleanup_then(cleanup, classify)))
     }
@@ -369,7 +370,7 @@ impl Cancellation {
     async fn cleanup_then<C: IntoFuture>(
         self,
         cleanup: C,
-        classify: fn(&C::Output) -> TaskOutcome,
+        classify: impl Classify<C::Output>,
     ) -> Self {
         if !self.body_ran {
             return self;
@@ -423,7 +424,7 @@ impl Cancellation {
         };
         cut.armed = false;
         let failure = match result {
-            Ok(Ok(v)) => match classify(&v) {
+            Ok(Ok(v)) => match classify.classify(&v) {
                 TaskOutcome::Failed(msg) => Some(FailureKind::Cleanup(msg)),
                 TaskOutcome::Completed | TaskOutcome::Cancelled => None,
             },

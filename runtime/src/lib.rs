@@ -107,7 +107,7 @@ where
         Some("spawn"),
         task::TaskName::of_type::<F>(),
         fut,
-        task::completed::<F::Output>,
+        probe::AnyOutput,
         false,
     )
 }
@@ -134,7 +134,7 @@ where
         Some("spawn_named"),
         task::TaskName::Given(name.into()),
         fut,
-        task::completed::<F::Output>,
+        probe::AnyOutput,
         false,
     )
 }
@@ -160,7 +160,7 @@ where
         Some("spawn_blocking"),
         task::TaskName::of_type::<F>(),
         f,
-        task::completed::<R>,
+        probe::AnyOutput,
         false,
     )
 }
@@ -264,8 +264,8 @@ pub mod __private {
     pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::output::report as emit_report;
     pub use crate::probe::{
-        OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError, probe_fn,
-        probe_future,
+        Classify, OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError,
+        probe_fn, probe_future,
     };
     pub use crate::scope::FailurePolicy;
     pub use crate::task::TaskOutcome;
@@ -280,7 +280,7 @@ pub mod __private {
         name: &'static str,
         detached: bool,
         fut: F,
-        classify: fn(&F::Output) -> TaskOutcome,
+        classify: impl Classify<F::Output>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -301,7 +301,7 @@ pub mod __private {
         name: &'static str,
         detached: bool,
         f: F,
-        classify: fn(&R) -> TaskOutcome,
+        classify: impl Classify<R>,
     ) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

@@ -3,8 +3,8 @@
 //! Whether a task's output is a `Result`, and whether its error is or carries
 //! [`Cancelled`], can only be decided where the types are concrete. The attributes emit
 //! `__classify!(probe_future(&fut))` there; method resolution on `&&&&&OutputProbe<O>`
-//! picks the most specific impl below, which hands back a plain function pointer that
-//! the (generic) runtime calls on the output when the task ends.
+//! picks the most specific impl below, which hands back a zero-sized [`Classify`] value
+//! that the (generic) runtime calls on the output when the task ends.
 
 use std::error::Error;
 use std::fmt::Debug;
@@ -31,6 +31,14 @@ pub fn probe_fn<F: FnOnce() -> R, R>(_: &F) -> OutputProbe<R> {
     OutputProbe(PhantomData)
 }
 
+/// How a finished task's output counts, decided by a zero-sized value picked at the
+/// spawn site: a task's future carries its classifier at no cost in size.
+#[doc(hidden)]
+pub trait Classify<O>: Copy + Send + Sync + 'static {
+    /// Counts `output`.
+    fn classify(self, output: &O) -> TaskOutcome;
+}
+
 fn classify_error(err: &(dyn Error + 'static)) -> TaskOutcome {
     if Cancelled::is_in_chain(err) {
         TaskOutcome::Cancelled
@@ -41,41 +49,41 @@ fn classify_error(err: &(dyn Error + 'static)) -> TaskOutcome {
 
 /// `Result<T, E>` with `E: std::error::Error`: the source chain is walked.
 #[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct StdErrorResult;
+
+impl<T, E: Error + 'static> Classify<Result<T, E>> for StdErrorResult {
+    fn classify(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
+            Ok(_) => TaskOutcome::Completed,
+            Err(e) if Cancelled::is_in_chain(e) => TaskOutcome::Cancelled,
+            Err(e) => TaskOutcome::Failed(format!("{e:?}")),
+        }
+    }
+}
+
+#[doc(hidden)]
 pub trait ViaStdError {
-    type Output;
-    fn classifier(&self) -> fn(&Self::Output) -> TaskOutcome;
+    fn classifier(&self) -> StdErrorResult;
 }
 
 impl<T, E: Error + 'static> ViaStdError for &&&&OutputProbe<Result<T, E>> {
-    type Output = Result<T, E>;
-    fn classifier(&self) -> fn(&Result<T, E>) -> TaskOutcome {
-        |r| match r {
-            Ok(_) => TaskOutcome::Completed,
-            Err(e) => {
-                if Cancelled::is_in_chain(e) {
-                    TaskOutcome::Cancelled
-                } else {
-                    TaskOutcome::Failed(format!("{e:?}"))
-                }
-            }
-        }
+    fn classifier(&self) -> StdErrorResult {
+        StdErrorResult
     }
 }
 
 /// `anyhow::Error`, `Box<dyn Error + Send + Sync>`.
 #[doc(hidden)]
-pub trait ViaSendSyncError {
-    type Output;
-    fn classifier(&self) -> fn(&Self::Output) -> TaskOutcome;
-}
+#[derive(Clone, Copy, Debug)]
+pub struct SendSyncErrorResult;
 
-impl<T, E> ViaSendSyncError for &&&OutputProbe<Result<T, E>>
+impl<T, E> Classify<Result<T, E>> for SendSyncErrorResult
 where
     E: Deref<Target = dyn Error + Send + Sync + 'static> + Debug,
 {
-    type Output = Result<T, E>;
-    fn classifier(&self) -> fn(&Result<T, E>) -> TaskOutcome {
-        |r| match r {
+    fn classify(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
             Ok(_) => TaskOutcome::Completed,
             Err(e) => {
                 let inner: &(dyn Error + 'static) = &**e;
@@ -89,37 +97,59 @@ where
     }
 }
 
-/// `Box<dyn Error>`.
 #[doc(hidden)]
-pub trait ViaDynError {
-    type Output;
-    fn classifier(&self) -> fn(&Self::Output) -> TaskOutcome;
+pub trait ViaSendSyncError {
+    fn classifier(&self) -> SendSyncErrorResult;
 }
 
-impl<T, E> ViaDynError for &&OutputProbe<Result<T, E>>
+impl<T, E> ViaSendSyncError for &&&OutputProbe<Result<T, E>>
+where
+    E: Deref<Target = dyn Error + Send + Sync + 'static> + Debug,
+{
+    fn classifier(&self) -> SendSyncErrorResult {
+        SendSyncErrorResult
+    }
+}
+
+/// `Box<dyn Error>`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct DynErrorResult;
+
+impl<T, E> Classify<Result<T, E>> for DynErrorResult
 where
     E: Deref<Target = dyn Error + 'static>,
 {
-    type Output = Result<T, E>;
-    fn classifier(&self) -> fn(&Result<T, E>) -> TaskOutcome {
-        |r| match r {
+    fn classify(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
             Ok(_) => TaskOutcome::Completed,
             Err(e) => classify_error(&**e),
         }
     }
 }
 
-/// Any other `E: Debug`: `Cancelled` itself is recognised by downcasting.
 #[doc(hidden)]
-pub trait ViaDebug {
-    type Output;
-    fn classifier(&self) -> fn(&Self::Output) -> TaskOutcome;
+pub trait ViaDynError {
+    fn classifier(&self) -> DynErrorResult;
 }
 
-impl<T, E: Debug + 'static> ViaDebug for &OutputProbe<Result<T, E>> {
-    type Output = Result<T, E>;
-    fn classifier(&self) -> fn(&Result<T, E>) -> TaskOutcome {
-        |r| match r {
+impl<T, E> ViaDynError for &&OutputProbe<Result<T, E>>
+where
+    E: Deref<Target = dyn Error + 'static>,
+{
+    fn classifier(&self) -> DynErrorResult {
+        DynErrorResult
+    }
+}
+
+/// Any other `E: Debug`: `Cancelled` itself is recognised by downcasting.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct DebugResult;
+
+impl<T, E: Debug + 'static> Classify<Result<T, E>> for DebugResult {
+    fn classify(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
             Ok(_) => TaskOutcome::Completed,
             Err(e) if (e as &dyn std::any::Any).is::<Cancelled>() => TaskOutcome::Cancelled,
             Err(e) => TaskOutcome::Failed(format!("{e:?}")),
@@ -127,17 +157,36 @@ impl<T, E: Debug + 'static> ViaDebug for &OutputProbe<Result<T, E>> {
     }
 }
 
-/// Not a `Result`: finishing is completing.
+#[doc(hidden)]
+pub trait ViaDebug {
+    fn classifier(&self) -> DebugResult;
+}
+
+impl<T, E: Debug + 'static> ViaDebug for &OutputProbe<Result<T, E>> {
+    fn classifier(&self) -> DebugResult {
+        DebugResult
+    }
+}
+
+/// Not a `Result` (or nobody inspects it): finishing is completing.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct AnyOutput;
+
+impl<O> Classify<O> for AnyOutput {
+    fn classify(self, _: &O) -> TaskOutcome {
+        TaskOutcome::Completed
+    }
+}
+
 #[doc(hidden)]
 pub trait ViaAnyOutput {
-    type Output;
-    fn classifier(&self) -> fn(&Self::Output) -> TaskOutcome;
+    fn classifier(&self) -> AnyOutput;
 }
 
 impl<O> ViaAnyOutput for OutputProbe<O> {
-    type Output = O;
-    fn classifier(&self) -> fn(&O) -> TaskOutcome {
-        crate::task::completed::<O>
+    fn classifier(&self) -> AnyOutput {
+        AnyOutput
     }
 }
 
@@ -170,42 +219,50 @@ mod tests {
         Io(#[from] std::io::Error),
     }
 
+    /// The outcome `classify!` gives `out`, as a task whose output type is `O` would.
+    macro_rules! outcome {
+        ($ty:ty, $out:expr) => {{
+            let probe = OutputProbe::<$ty>(PhantomData);
+            let out: $ty = $out;
+            crate::__classify!(probe).classify(&out)
+        }};
+    }
+
     #[test]
     fn each_error_shape_is_classified() {
         let c = Cancelled::new(None);
+        let cancelled = TaskOutcome::Cancelled;
+        let completed = TaskOutcome::Completed;
 
-        let f = crate::__classify!(OutputProbe::<Result<(), Cancelled>>(PhantomData));
-        assert_eq!(f(&Err(c.clone())), TaskOutcome::Cancelled);
-        assert_eq!(f(&Ok(())), TaskOutcome::Completed);
+        assert_eq!(outcome!(Result<(), Cancelled>, Err(c.clone())), cancelled);
+        assert_eq!(outcome!(Result<(), Cancelled>, Ok(())), completed);
 
-        let f = crate::__classify!(OutputProbe::<Result<(), AppError>>(PhantomData));
-        assert_eq!(f(&Err(AppError::from(c.clone()))), TaskOutcome::Cancelled);
+        let app = outcome!(Result<(), AppError>, Err(AppError::from(c.clone())));
+        assert_eq!(app, cancelled);
         let io = AppError::Io(std::io::Error::other("disk"));
-        assert!(matches!(f(&Err(io)), TaskOutcome::Failed(m) if m.contains("disk")));
+        let io = outcome!(Result<(), AppError>, Err(io));
+        assert!(matches!(io, TaskOutcome::Failed(m) if m.contains("disk")));
 
+        let chained = anyhow::Error::new(c.clone()).context("poll");
+        assert_eq!(outcome!(anyhow::Result<()>, Err(chained)), cancelled);
+        let boom = outcome!(anyhow::Result<()>, Err(anyhow::anyhow!("boom")));
+        assert!(matches!(boom, TaskOutcome::Failed(m) if m.contains("boom")));
+
+        let boxed = outcome!(Result<(), Box<dyn Error + Send + Sync>>, Err(Box::new(c.clone())));
+        assert_eq!(boxed, cancelled);
+        let boxed = outcome!(Result<(), Box<dyn Error>>, Err(Box::new(c.clone())));
+        assert_eq!(boxed, cancelled);
+
+        let plain = outcome!(Result<u8, Plain>, Err(Plain));
+        assert!(matches!(plain, TaskOutcome::Failed(m) if m == "Plain"));
+
+        assert_eq!(outcome!(u32, 7), completed);
+        assert_eq!(outcome!((), ()), completed);
+    }
+
+    #[test]
+    fn classifiers_take_no_room() {
         let f = crate::__classify!(OutputProbe::<anyhow::Result<()>>(PhantomData));
-        assert_eq!(
-            f(&Err(anyhow::Error::new(c.clone()).context("poll"))),
-            TaskOutcome::Cancelled
-        );
-        assert!(
-            matches!(f(&Err(anyhow::anyhow!("boom"))), TaskOutcome::Failed(m) if m.contains("boom"))
-        );
-
-        let f = crate::__classify!(OutputProbe::<Result<(), Box<dyn Error + Send + Sync>>>(
-            PhantomData
-        ));
-        assert_eq!(f(&Err(Box::new(c.clone()))), TaskOutcome::Cancelled);
-
-        let f = crate::__classify!(OutputProbe::<Result<(), Box<dyn Error>>>(PhantomData));
-        assert_eq!(f(&Err(Box::new(c.clone()))), TaskOutcome::Cancelled);
-
-        let f = crate::__classify!(OutputProbe::<Result<u8, Plain>>(PhantomData));
-        assert!(matches!(f(&Err(Plain)), TaskOutcome::Failed(m) if m == "Plain"));
-
-        let f = crate::__classify!(OutputProbe::<u32>(PhantomData));
-        assert_eq!(f(&7), TaskOutcome::Completed);
-        let f = crate::__classify!(OutputProbe::<()>(PhantomData));
-        assert_eq!(f(&()), TaskOutcome::Completed);
+        assert_eq!(std::mem::size_of_val(&f), 0);
     }
 }

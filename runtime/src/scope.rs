@@ -581,7 +581,7 @@ impl Shutdown {
             crate::task::TaskName::of_type::<F>(),
             Location::caller(),
             fut,
-            crate::task::completed::<F::Output>,
+            crate::probe::AnyOutput,
             false,
         )
     }
@@ -613,7 +613,7 @@ impl Shutdown {
             crate::task::TaskName::Given(name.into()),
             Location::caller(),
             fut,
-            crate::task::completed::<F::Output>,
+            crate::probe::AnyOutput,
             false,
         )
     }
@@ -641,7 +641,7 @@ impl Shutdown {
             crate::task::TaskName::of_type::<F>(),
             Location::caller(),
             f,
-            crate::task::completed::<F::Output>,
+            crate::probe::AnyOutput,
             false,
         )
     }

@@ -11,6 +11,7 @@ use std::task::Poll;
 use tokio::task::JoinHandle;
 
 use crate::ambient::{self, Ambient, BlockingAmbientGuard};
+use crate::probe::Classify;
 use crate::registry::{Outcome, SlotKey, TaskState};
 use crate::report::{Failure, FailureKind};
 use crate::scope::Shutdown;
@@ -28,18 +29,14 @@ pub enum TaskOutcome {
     Failed(String),
 }
 
-/// The classifier for outputs nobody inspects.
-pub(crate) fn completed<T>(_: &T) -> TaskOutcome {
-    TaskOutcome::Completed
-}
-
 pub(crate) use crate::registry::TaskName;
 
 /// Owns a registry entry; removing it (and counting how the task ended) when dropped.
-/// For a tracked task it lives in the task-local slot, beside nothing else: the
-/// scope handle it holds is the task's ambient scope too.
+/// For a tracked task it is the installed context (`ambient::Local::Owner`), beside
+/// nothing else: its scope is the task's ambient scope too. Kept to 24 bytes, since it
+/// sits in every task's future.
 pub(crate) struct TaskGuard {
-    ambient: Ambient,
+    scope: Shutdown,
     key: SlotKey,
     outcome: Cell<Outcome>,
     /// The handle was discarded where the task was made: an `Err` is a failure.
@@ -57,11 +54,7 @@ impl TaskGuard {
             .registry
             .insert(name, location, TaskState::Running);
         TaskGuard {
-            ambient: Ambient {
-                scope: scope.clone(),
-                task: Some(key),
-                shielded: false,
-            },
+            scope: scope.clone(),
             key,
             // Until the task says otherwise, being dropped means it was cancelled.
             outcome: Cell::new(Outcome::Cancelled),
@@ -70,19 +63,20 @@ impl TaskGuard {
     }
 
     fn scope(&self) -> &Shutdown {
-        &self.ambient.scope
+        &self.scope
     }
 
     pub(crate) fn key(&self) -> SlotKey {
         self.key
     }
 
-    pub(crate) fn ambient_ref(&self) -> &Ambient {
-        &self.ambient
-    }
-
+    /// The context code inside the task sees.
     pub(crate) fn ambient(&self) -> Ambient {
-        self.ambient.clone()
+        Ambient {
+            scope: self.scope.clone(),
+            task: Some(self.key),
+            shielded: false,
+        }
     }
 
     pub(crate) fn detached(mut self, detached: bool) -> Self {
@@ -163,12 +157,12 @@ pin_project_lite::pin_project! {
     pub(crate) struct Tracked<F, C> {
         #[pin]
         inner: F,
-        // A fn item for plain spawns (zero-sized), a fn pointer from the attributes.
+        // Zero-sized: picked at the spawn site.
         classify: C,
     }
 }
 
-impl<F: Future, C: Fn(&F::Output) -> TaskOutcome> Future for Tracked<F, C> {
+impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
     type Output = F::Output;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
@@ -177,7 +171,7 @@ impl<F: Future, C: Fn(&F::Output) -> TaskOutcome> Future for Tracked<F, C> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
-                let outcome = (this.classify)(&v);
+                let outcome = this.classify.classify(&v);
                 // Polled inside the task's own scope: the guard is the task-local value.
                 ambient::with_own_guard(|guard| guard.finish(outcome));
                 Poll::Ready(v)
@@ -192,11 +186,11 @@ impl<F: Future, C: Fn(&F::Output) -> TaskOutcome> Future for Tracked<F, C> {
 
 /// Runs `fut` as a tracked task body: `guard` is its task-local value, so its scope
 /// is ambient and its entry is removed when the future goes.
-pub(crate) fn tracked<F: Future, C: Fn(&F::Output) -> TaskOutcome>(
+pub(crate) fn tracked<F: Future, C: Classify<F::Output>>(
     guard: TaskGuard,
     fut: F,
     classify: C,
-) -> tokio::task::futures::TaskLocalFuture<ambient::Local, Tracked<F, C>> {
+) -> ambient::Scoped<Tracked<F, C>> {
     ambient::owned(
         guard,
         Tracked {
@@ -230,7 +224,7 @@ pub(crate) fn spawn<F, C>(
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    C: Fn(&F::Output) -> TaskOutcome + Send + 'static,
+    C: Classify<F::Output>,
 {
     #[cfg(tokio_unstable)]
     let console_name = name.shown().into_owned();
@@ -254,7 +248,7 @@ pub(crate) fn spawn_blocking<F, R>(
     name: TaskName,
     location: &'static Location<'static>,
     f: F,
-    classify: fn(&R) -> TaskOutcome,
+    classify: impl Classify<R>,
     detached: bool,
 ) -> JoinHandle<R>
 where
@@ -267,7 +261,7 @@ where
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => {
-                guard.finish(classify(&v));
+                guard.finish(classify.classify(&v));
                 v
             }
             Err(payload) => {
@@ -306,7 +300,7 @@ pub(crate) fn spawn_on_ambient<F, C>(
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    C: Fn(&F::Output) -> TaskOutcome + Send + 'static,
+    C: Classify<F::Output>,
 {
     let location = Location::caller();
     match ambient_for_spawn(announce) {
@@ -321,7 +315,7 @@ pub(crate) fn spawn_blocking_on_ambient<F, R>(
     announce: Option<&str>,
     name: TaskName,
     f: F,
-    classify: fn(&R) -> TaskOutcome,
+    classify: impl Classify<R>,
     detached: bool,
 ) -> JoinHandle<R>
 where
@@ -332,5 +326,25 @@ where
     match ambient_for_spawn(announce) {
         Some(scope) => spawn_blocking(&scope, name, location, f, classify, detached),
         None => tokio::task::spawn_blocking(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's future is the user's future plus its 24-byte guard: tokio rounds a
+    /// task's cell up to 128-byte steps, so every byte here can cost 128 per task.
+    #[test]
+    fn tracking_adds_only_the_guard_to_a_tasks_future() {
+        let scope = Shutdown::new();
+        let token = tokio_util::sync::CancellationToken::new();
+        let user = async move { token.cancelled().await };
+        let user_size = std::mem::size_of_val(&user);
+        let guard = TaskGuard::new(&scope, TaskName::of_type::<()>(), Location::caller());
+        assert_eq!(std::mem::size_of_val(&guard), 24);
+        let classify = crate::__classify!(crate::probe::probe_future(&user));
+        let task = tracked(guard, user, classify);
+        assert_eq!(std::mem::size_of_val(&task), user_size + 24);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sundown::__private::{TaskOutcome, spawn_tracked};
+use sundown::__private::{probe_future, spawn_tracked};
 use sundown::{FailureKind, Shutdown};
 
 #[tokio::test(start_paused = true)]
@@ -26,32 +26,20 @@ async fn a_panicking_task_is_reported_with_name_location_and_message() {
     assert!(report.to_string().contains("task `parser`"), "{report}");
 }
 
-fn classify(r: &Result<(), String>) -> TaskOutcome {
-    match r {
-        Ok(()) => TaskOutcome::Completed,
-        Err(e) => TaskOutcome::Failed(format!("{e:?}")),
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn an_err_nobody_can_await_is_a_failure_but_a_kept_handle_is_the_callers() {
     let scope = Shutdown::new();
     scope
         .enter(async {
             // Detached: the handle is discarded where the task is spawned.
-            drop(spawn_tracked(
-                "sync_feed",
-                true,
-                async { Err::<(), _>("feed gone".to_string()) },
-                classify,
-            ));
+            // The classifier is picked as the attributes' expansion picks it.
+            let feed = async { Err::<(), _>("feed gone".to_string()) };
+            let classify = sundown::__classify!(probe_future(&feed));
+            drop(spawn_tracked("sync_feed", true, feed, classify));
             // Kept: the spawner awaits it and handles the error itself.
-            let kept = spawn_tracked(
-                "fetch",
-                false,
-                async { Err::<(), _>("404".to_string()) },
-                classify,
-            );
+            let fetch = async { Err::<(), _>("404".to_string()) };
+            let classify = sundown::__classify!(probe_future(&fetch));
+            let kept = spawn_tracked("fetch", false, fetch, classify);
             assert!(kept.await.unwrap().is_err());
         })
         .await;

@@ -1,6 +1,8 @@
 //! Scopes: ambient lookup, children, level-triggered cancellation, shield, deadline,
 //! and the registry under concurrency.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -159,6 +161,70 @@ async fn deadline_names_the_operation() {
         .unwrap_err();
     assert_eq!(err.to_string(), "\"nested permit\" timed out after 250ms");
     assert_eq!(err.after(), Duration::from_millis(250));
+}
+
+/// Triggers the ambient scope, if any, when dropped: what a value in a task sees in
+/// its `Drop`.
+struct TriggerOnDrop(&'static str);
+
+impl Drop for TriggerOnDrop {
+    fn drop(&mut self) {
+        if let Some(scope) = Shutdown::try_current() {
+            scope.trigger(self.0);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_innermost_scope_wins_and_the_outer_one_is_back_after() {
+    let (outer, inner) = (Shutdown::new(), Shutdown::new());
+    let task = outer.spawn({
+        let inner = inner.clone();
+        async move {
+            inner
+                .enter(async {
+                    tokio::task::yield_now().await;
+                    Shutdown::current().trigger("inside enter");
+                })
+                .await;
+            // A panic inside a nested scope, caught in this task, does not leave that
+            // scope installed.
+            let nested = Shutdown::new();
+            let mut entered = std::pin::pin!(nested.enter(async { panic!("inside enter") }));
+            let caught = std::future::poll_fn(|cx| {
+                let poll = || entered.as_mut().poll(cx);
+                std::task::Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(poll)))
+            })
+            .await;
+            assert!(caught.is_err());
+            tokio::task::yield_now().await;
+            Shutdown::current().trigger("after enter");
+        }
+    });
+    task.await.unwrap();
+    assert!(inner.is_requested() && outer.is_requested());
+
+    assert_eq!(inner.stats().running, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_dropped_from_outside_drops_its_future_inside_its_scope() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn(async {
+        let _value = TriggerOnDrop("dropped with the task");
+        std::future::pending::<()>().await;
+    });
+    tokio::task::yield_now().await;
+    handle.abort();
+    assert!(handle.await.unwrap_err().is_cancelled());
+    assert!(
+        scope.is_requested(),
+        "the value's Drop saw the task's scope"
+    );
+    let stats = scope.stats();
+    assert_eq!((stats.running, stats.cancelled), (0, 1));
+    // Outside, nothing is left installed.
+    assert!(Shutdown::try_current().is_none());
 }
 
 #[tokio::test(start_paused = true)]

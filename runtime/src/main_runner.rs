@@ -18,7 +18,7 @@ use std::io::Write;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,8 @@ struct Shared {
     budget: Duration,
     timeline: Mutex<Timeline>,
     exiting: AtomicBool,
+    /// The body's runtime, once built: the controller cancels through it.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Shared {
@@ -223,6 +225,7 @@ fn run_boxed<'a>(
         budget,
         timeline: Mutex::new(Timeline::default()),
         exiting: AtomicBool::new(false),
+        runtime: OnceLock::new(),
     });
 
     let mailbox = Arc::new(Mailbox::<Control>::new(CONTROL_QUEUE));
@@ -271,6 +274,7 @@ fn run_boxed<'a>(
             exit_before_start()
         }
     };
+    let _ = shared.runtime.set(runtime.handle().clone());
     let code = run_on(&runtime, &shared, location, body);
     let code = teardown(runtime, &shared, code);
     finish(&shared, code)
@@ -462,8 +466,12 @@ fn body_result(
 fn controller(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
     let mut cancel_at: Option<Instant> = None;
     let mut hard_at: Option<Instant> = None;
+    let mut cancel_here_at: Option<Instant> = None;
     loop {
-        let next = cancel_at.into_iter().chain(hard_at).min();
+        let next = [cancel_at, hard_at, cancel_here_at]
+            .into_iter()
+            .flatten()
+            .min();
         match mailbox.recv(next) {
             Some(Control::Signal(SignalEvent::Terminate {
                 name,
@@ -476,7 +484,7 @@ fn controller(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) 
                 shared.scope.begin(Cause::Signal(name));
                 let delay = shared.config.delay;
                 if delay.is_zero() || shared.scope.is_requested() {
-                    shared.scope.cancel();
+                    cancel_here_at = request_cancel(shared);
                 } else {
                     cancel_at = Some(Instant::now() + delay);
                 }
@@ -496,6 +504,10 @@ fn controller(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) 
                 let now = Instant::now();
                 if cancel_at.is_some_and(|t| now >= t) {
                     cancel_at = None;
+                    cancel_here_at = request_cancel(shared);
+                }
+                if cancel_here_at.is_some_and(|t| now >= t) {
+                    cancel_here_at = None;
                     shared.scope.cancel();
                 }
                 if hard_at.is_some_and(|t| now >= t) {
@@ -504,6 +516,27 @@ fn controller(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) 
             }
         }
     }
+}
+
+/// How long the controller lets a cancel task wait for a worker before it cancels
+/// from its own thread (every worker is blocked, say).
+const CANCEL_TASK_GRACE: Duration = Duration::from_millis(10);
+
+/// Step 2 from the controller. `is_requested()` is true at once; the token is
+/// cancelled by a task on the body's runtime, so the wake-ups of every waiting task go
+/// to a worker's own queue as in a program that cancels from its main task, instead of
+/// one by one through the runtime's shared queue from this thread. If no worker runs
+/// that task within [`CANCEL_TASK_GRACE`], the controller cancels itself: the returned
+/// instant.
+fn request_cancel(shared: &Shared) -> Option<Instant> {
+    shared.scope.mark_requested();
+    let Some(runtime) = shared.runtime.get() else {
+        shared.scope.cancel();
+        return None;
+    };
+    let scope = shared.scope.clone();
+    drop(runtime.spawn(async move { scope.cancel() }));
+    Some(Instant::now() + CANCEL_TASK_GRACE)
 }
 
 fn first_signal_line(shared: &Shared, name: &str) {

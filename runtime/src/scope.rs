@@ -392,9 +392,15 @@ impl Shutdown {
 
     /// Step 2: cancel the token of this scope and its children.
     pub(crate) fn cancel(&self) {
+        self.mark_requested();
+        self.inner.soft.cancel();
+    }
+
+    /// The part of [`cancel`](Self::cancel) that wakes nobody: from now on
+    /// `is_requested()` is true and `#[cancel_safe]` calls look at their token.
+    pub(crate) fn mark_requested(&self) {
         ANY_CANCELLED.store(true, Ordering::Release);
         self.inner.mark_requested();
-        self.inner.soft.cancel();
     }
 
     /// Cuts shielded work and cleanups: the hard deadline passed or shutdown was forced.

@@ -172,7 +172,7 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
                 let outcome = this.classify.classify(&v);
-                // Polled inside the task's own scope: the guard is the task-local value.
+                // Polled inside the task's own scope: the guard is the installed context.
                 ambient::with_own_guard(|guard| guard.finish(outcome));
                 Poll::Ready(v)
             }
@@ -184,7 +184,7 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
     }
 }
 
-/// Runs `fut` as a tracked task body: `guard` is its task-local value, so its scope
+/// Runs `fut` as a tracked task body: `guard` is its installed context, so its scope
 /// is ambient and its entry is removed when the future goes.
 pub(crate) fn tracked<F: Future, C: Classify<F::Output>>(
     guard: TaskGuard,

@@ -317,6 +317,25 @@ fn a_stuck_current_thread_runtime_still_exits_on_time_with_its_table() {
     end.assert_budget_ran_out(Duration::from_secs(2), &["spin", "blocking"]);
 }
 
+/// The controller cancels through a task on the runtime; when every worker is busy
+/// and that task cannot run, it cancels from its own thread a moment later, so code
+/// outside the workers (here the body, on the main thread) still sees the request.
+#[test]
+fn cancellation_reaches_the_body_when_every_worker_is_blocked() {
+    let mut p = start("workers_blocked");
+    std::thread::sleep(Duration::from_millis(200));
+    p.signal("TERM");
+    let seen = p.wait_for_line("the body saw the cancellation", Duration::from_secs(1));
+    let signalled = p.signalled_at.expect("signalled");
+    assert!(
+        seen.duration_since(signalled) < Duration::from_millis(500),
+        "seen {:?} after the signal",
+        seen.duration_since(signalled)
+    );
+    let end = p.wait(Duration::from_secs(10));
+    end.assert_budget_ran_out(Duration::from_secs(2), &["spin", "blocking"]);
+}
+
 /// As PID 1 (a container's init), a re-raised signal with its default disposition is
 /// ignored by the kernel: `exit = "signal"` exits 128+N instead.
 #[test]

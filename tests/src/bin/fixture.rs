@@ -30,6 +30,7 @@ fn main() {
         "body_err" => body_err(),
         "current_thread_stuck" => current_thread_stuck(),
         "sync_loop" => sync_loop(),
+        "workers_blocked" => workers_blocked(),
         "cleanup_panics" => cleanup_panics(),
         "close_hook_panics" => close_hook_panics(),
         "close_hook_hangs" => close_hook_hangs(),
@@ -194,6 +195,16 @@ async fn sync_loop() {
     tokio::spawn(spin());
     say("ready");
     sundown::requested().await;
+}
+
+/// Both workers spin, so no task can run; the body runs on the main thread.
+#[graceful_main(worker_threads = 2, timeout = "1s")]
+async fn workers_blocked() {
+    tokio::spawn(spin());
+    tokio::spawn(spin());
+    say("ready");
+    sundown::requested().await;
+    say("the body saw the cancellation");
 }
 
 #[cancel_safe(cleanup = async { if true { panic!("flush failed") } })]

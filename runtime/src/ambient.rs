@@ -44,8 +44,9 @@ thread_local! {
     /// The contexts of the futures being polled (or dropped) on this thread, innermost
     /// last. A [`Scoped`] future pushes its value for the length of one poll and takes
     /// it back after, so the innermost scope wins and the outer one is back when it
-    /// returns.
-    static CURRENT: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
+    /// returns. Every push has its pop, whatever was pushed (an entry is `None` only if
+    /// a future's value was already out, which its own poll never leaves it).
+    static CURRENT: RefCell<Vec<Option<Local>>> = const { RefCell::new(Vec::new()) };
     static BLOCKING_AMBIENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
 }
 
@@ -60,7 +61,12 @@ pub(crate) fn set_process_scope(scope: &Shutdown) {
 /// The ambient context, if there is one.
 pub(crate) fn current() -> Option<Ambient> {
     let installed = CURRENT
-        .try_with(|c| c.borrow().last().map(Local::ambient))
+        .try_with(|c| {
+            c.borrow()
+                .last()
+                .and_then(Option::as_ref)
+                .map(Local::ambient)
+        })
         .ok()
         .flatten();
     if installed.is_some() {
@@ -104,11 +110,7 @@ pin_project_lite::pin_project! {
             // spawns in its `Drop`) runs inside its scope: install now, the fields drop
             // next, `_uninstall` last.
             let local = this.project().local;
-            let _ = CURRENT.try_with(|c| {
-                if let Some(value) = local.take() {
-                    c.borrow_mut().push(value);
-                }
-            });
+            let _ = CURRENT.try_with(|c| c.borrow_mut().push(local.take()));
         }
     }
 }
@@ -146,15 +148,9 @@ struct Installed<'a> {
 
 impl<'a> Installed<'a> {
     fn push(local: &'a mut Option<Local>) -> Self {
-        let pushed = CURRENT.try_with(|c| match local.take() {
-            Some(value) => {
-                c.borrow_mut().push(value);
-                true
-            }
-            None => false,
-        });
+        let pushed = CURRENT.try_with(|c| c.borrow_mut().push(local.take()));
         Installed {
-            local: matches!(pushed, Ok(true)).then_some(local),
+            local: pushed.is_ok().then_some(local),
         }
     }
 }
@@ -164,7 +160,7 @@ impl Drop for Installed<'_> {
         if let Some(local) = self.local.take()
             && let Ok(value) = CURRENT.try_with(|c| c.borrow_mut().pop())
         {
-            *local = value;
+            *local = value.flatten();
         }
     }
 }
@@ -191,7 +187,7 @@ pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<
 /// task (not inside `enter` or `shield` within it).
 pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
     let _ = CURRENT.try_with(|c| {
-        if let Some(Local::Owner(guard)) = c.borrow().last() {
+        if let Some(Some(Local::Owner(guard))) = c.borrow().last() {
             f(guard);
         }
     });

@@ -92,6 +92,18 @@ pub struct Start<'a> {
     pub under: Vec<&'a str>,
 }
 
+impl Start<'_> {
+    /// The fixture fills its stderr pipe before it starts and nobody reads it, so every
+    /// later write to stderr blocks.
+    pub fn blocked_stderr() -> Self {
+        Start {
+            env: vec![("FIXTURE_FILL_STDERR", "1")],
+            unread_stderr: true,
+            ..Start::default()
+        }
+    }
+}
+
 impl Program {
     /// Starts `binary mode` and waits for its `ready` line.
     pub fn start(binary: &str, mode: &str, opts: Start<'_>) -> Program {

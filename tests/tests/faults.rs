@@ -124,15 +124,7 @@ fn a_closed_stderr_changes_nothing_but_the_lines() {
 
 #[test]
 fn a_full_stderr_pipe_cannot_hold_the_process_past_its_budget() {
-    let mut p = Program::start(
-        FIXTURE,
-        "stubborn",
-        Start {
-            env: vec![("FIXTURE_FILL_STDERR", "1")],
-            unread_stderr: true,
-            ..Start::default()
-        },
-    );
+    let mut p = Program::start(FIXTURE, "stubborn", Start::blocked_stderr());
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));
     assert_eq!(end.code(), Some(124));

@@ -86,15 +86,7 @@ fn a_third_signal_kills_by_the_signal_even_when_the_exit_path_is_stuck() {
     // stderr is a full pipe: the forced exit's last lines cannot be written, so it
     // waits out its bounded flush (100 ms). A third signal inside that window must end
     // the process by the signal's default action, without waiting.
-    let mut p = Program::start(
-        FIXTURE,
-        "patient",
-        Start {
-            env: vec![("FIXTURE_FILL_STDERR", "1")],
-            unread_stderr: true,
-            ..Start::default()
-        },
-    );
+    let mut p = Program::start(FIXTURE, "patient", Start::blocked_stderr());
     p.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
     p.storm(&[Signal::TERM]);
@@ -111,15 +103,7 @@ fn a_third_signal_kills_by_the_signal_even_when_the_exit_path_is_stuck() {
 
 #[test]
 fn the_second_signal_exits_in_time_even_when_stderr_is_blocked() {
-    let mut p = Program::start(
-        FIXTURE,
-        "patient",
-        Start {
-            env: vec![("FIXTURE_FILL_STDERR", "1")],
-            unread_stderr: true,
-            ..Start::default()
-        },
-    );
+    let mut p = Program::start(FIXTURE, "patient", Start::blocked_stderr());
     p.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
     p.signal("INT");

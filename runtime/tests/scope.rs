@@ -177,9 +177,9 @@ impl Drop for TriggerOnDrop {
 
 #[tokio::test(start_paused = true)]
 async fn the_innermost_scope_wins_and_the_outer_one_is_back_after() {
-    let (outer, inner) = (Shutdown::new(), Shutdown::new());
+    let (outer, inner, nested) = (Shutdown::new(), Shutdown::new(), Shutdown::new());
     let task = outer.spawn({
-        let inner = inner.clone();
+        let (inner, nested) = (inner.clone(), nested.clone());
         async move {
             inner
                 .enter(async {
@@ -189,7 +189,6 @@ async fn the_innermost_scope_wins_and_the_outer_one_is_back_after() {
                 .await;
             // A panic inside a nested scope, caught in this task, does not leave that
             // scope installed.
-            let nested = Shutdown::new();
             let mut entered = std::pin::pin!(nested.enter(async { panic!("inside enter") }));
             let caught = std::future::poll_fn(|cx| {
                 let poll = || entered.as_mut().poll(cx);
@@ -202,9 +201,18 @@ async fn the_innermost_scope_wins_and_the_outer_one_is_back_after() {
         }
     });
     task.await.unwrap();
-    assert!(inner.is_requested() && outer.is_requested());
-
-    assert_eq!(inner.stats().running, 0);
+    assert!(
+        inner.is_requested(),
+        "inside `enter`, the entered scope is ambient"
+    );
+    assert!(
+        outer.is_requested(),
+        "after `enter`, the task's own scope is back"
+    );
+    assert!(
+        !nested.is_requested(),
+        "the panicked scope was not left installed"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,19 +11,19 @@ use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::ambient::{self, Ambient};
 use crate::error::Cancelled;
+use crate::lifecycle::any_may_be_cancelled;
 use crate::probe::Classify;
+use crate::registry::TaskOutcome;
 use crate::registry::{SlotKey, TaskState};
 use crate::report::{CleanupLoss, DroppedCleanup, Failure, FailureKind};
-use crate::scope::{ANY_CANCELLED, Shutdown};
-use crate::task::TaskOutcome;
+use crate::scope::Shutdown;
+use crate::task::ambient::{self, Ambient};
 
 /// A `#[cancel_safe]` function: its name, where it is defined, its cleanup timeout.
 #[doc(hidden)]
@@ -74,7 +74,7 @@ impl TokenSource for CancellationToken {
 
 impl TokenSource for Shutdown {
     fn token_ref(&self) -> &CancellationToken {
-        &self.inner.soft
+        self.waiter(false)
     }
 }
 
@@ -121,13 +121,7 @@ impl Watch {
         let ambient = ambient::current();
         let token = match choice {
             TokenChoice::Given(t) => Some((*t).clone()),
-            TokenChoice::Ambient => ambient.as_ref().map(|a| {
-                if a.shielded {
-                    a.scope.inner.hard.clone()
-                } else {
-                    a.scope.inner.soft.clone()
-                }
-            }),
+            TokenChoice::Ambient => ambient.as_ref().map(|a| a.scope.waiter(a.shielded).clone()),
         };
         Watch {
             ambient,
@@ -144,13 +138,10 @@ impl Watch {
     fn is_cancelled(&self, choice: &TokenChoice<'_>) -> bool {
         match choice {
             TokenChoice::Given(t) => t.is_cancelled(),
-            TokenChoice::Ambient => self.ambient.as_ref().is_some_and(|a| {
-                if a.shielded {
-                    a.scope.inner.hard.is_cancelled()
-                } else {
-                    a.scope.inner.is_requested()
-                }
-            }),
+            TokenChoice::Ambient => self
+                .ambient
+                .as_ref()
+                .is_some_and(|a| a.scope.is_cancelled_for(a.shielded)),
         }
     }
 }
@@ -215,7 +206,7 @@ impl<'a> Watcher<'a> {
     #[doc(hidden)]
     #[inline]
     pub fn precheck(&mut self) -> Option<Cancellation> {
-        if ANY_CANCELLED.load(Ordering::Relaxed) || matches!(self.token, TokenChoice::Given(_)) {
+        if any_may_be_cancelled() || matches!(self.token, TokenChoice::Given(_)) {
             self.precheck_slow()
         } else {
             None
@@ -332,7 +323,7 @@ struct StateRestore {
 
 impl Drop for StateRestore {
     fn drop(&mut self) {
-        self.scope.inner.registry.set_state(self.key, self.previous);
+        self.scope.registry().set_state(self.key, self.previous);
     }
 }
 
@@ -379,8 +370,7 @@ impl Cancellation {
         let task = self.ambient.as_ref().and_then(|a| a.task);
         let _restore = match (&scope, task) {
             (Some(s), Some(k)) => {
-                s.inner
-                    .registry
+                s.registry()
                     .set_state(k, TaskState::CleaningUp)
                     .map(|previous| StateRestore {
                         scope: s.clone(),
@@ -396,7 +386,7 @@ impl Cancellation {
             ambient: self.ambient.clone(),
             why: CleanupLoss::CleanupDropped,
         };
-        let hard = scope.as_ref().map(|s| s.inner.hard.clone());
+        let hard = scope.as_ref().map(|s| s.waiter(true).clone());
         let shielded = scope.as_ref().map(|s| Ambient {
             scope: s.clone(),
             task,
@@ -430,7 +420,7 @@ impl Cancellation {
             },
             Ok(Err(payload)) => Some(FailureKind::Cleanup(format!(
                 "panicked: {}",
-                crate::task::panic_message(&*payload)
+                crate::report::panic_message(&*payload)
             ))),
             Err(loss) => {
                 record_loss(scope.as_ref(), self.site, loss);
@@ -454,7 +444,7 @@ impl Cancellation {
             return Cancelled::new(None);
         };
         if let Some(key) = a.task {
-            a.scope.inner.registry.mark_propagating_cancel(key);
+            a.scope.registry().mark_propagating_cancel(key);
         }
         Cancelled::new(a.scope.cause())
     }

@@ -51,22 +51,24 @@
 // The attribute docs show the `fn main` the expansion writes, on purpose.
 #![allow(clippy::needless_doctest_main)]
 
-mod ambient;
+// Layers, lowest first; a module uses only those above it in this list.
+mod budget;
 mod cancel_safe;
+mod close;
 mod duration;
 mod error;
-mod guard;
 pub mod guide;
-mod mailbox;
-mod main_runner;
+mod handle;
+mod lifecycle;
 mod output;
 mod probe;
+mod process;
 mod registry;
 mod report;
 mod scope;
 mod sequence;
-mod signals;
-mod systemd;
+mod shield;
+mod sync;
 mod task;
 
 use std::borrow::Cow;
@@ -74,14 +76,16 @@ use std::future::Future;
 
 use tokio::task::JoinHandle;
 
+use crate::task::ambient;
+
 pub use error::{Cancelled, Cause, TimedOut};
-pub use guard::{deadline, shield};
-pub use registry::{TaskInfo, TaskState};
+pub use registry::{Stats, TaskInfo, TaskState};
 pub use report::{
     CleanupLoss, CloseOutcome, CloseResult, DroppedCleanup, Failure, FailureKind, Report, Step,
     StepTiming,
 };
-pub use scope::{Shutdown, Stats};
+pub use scope::{FailurePolicy, Shutdown};
+pub use shield::{deadline, shield};
 pub use tokio_util::sync::CancellationToken;
 
 /// Spawns a tracked task on the ambient scope (see [`Shutdown::spawn`]). Outside any
@@ -179,13 +183,7 @@ where
 /// # }
 /// ```
 pub fn requested() -> impl Future<Output = ()> + Send + 'static {
-    let token = ambient::current().map(|a| {
-        if a.shielded {
-            a.scope.inner.hard.clone()
-        } else {
-            a.scope.inner.soft.clone()
-        }
-    });
+    let token = ambient::current().map(|a| a.scope.waiter(a.shielded).clone());
     async move {
         match token {
             Some(t) => t.cancelled_owned().await,
@@ -201,13 +199,7 @@ pub fn requested() -> impl Future<Output = ()> + Send + 'static {
 /// assert!(!sundown::is_requested());
 /// ```
 pub fn is_requested() -> bool {
-    ambient::current().is_some_and(|a| {
-        if a.shielded {
-            a.scope.inner.hard.is_cancelled()
-        } else {
-            a.scope.is_requested()
-        }
-    })
+    ambient::current().is_some_and(|a| a.scope.is_cancelled_for(a.shielded))
 }
 
 /// Whether the ambient scope is ready (true outside any scope): false from the first
@@ -261,14 +253,14 @@ pub mod __private {
         CancelSite, CancellableReturn, Cancellation, Race, TokenChoice, TokenSource, Watcher,
         assert_cancellable, race,
     };
-    pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::output::report as emit_report;
     pub use crate::probe::{
         Classify, OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError,
         probe_fn, probe_future,
     };
+    pub use crate::process::{ExitMode, Flavor, MainConfig, run_main};
+    pub use crate::registry::TaskOutcome;
     pub use crate::scope::FailurePolicy;
-    pub use crate::task::TaskOutcome;
     pub use tokio_util::sync::CancellationToken;
 
     use std::future::Future;

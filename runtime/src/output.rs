@@ -9,14 +9,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::mailbox::Mailbox;
-
 use crate::report::{DroppedCleanup, Failure, Report};
+use crate::sync::Mailbox;
 
-/// Failure lines printed as they happen before the rest are only counted (the report
-/// has the total).
+/// Failure lines (and, separately, lost-cleanup lines) printed as they happen before
+/// the rest are only counted (the report has the totals).
 const FAILURE_LINES: u64 = 64;
 static FAILURE_LINES_PRINTED: AtomicU64 = AtomicU64::new(0);
+static CLEANUP_LINES_PRINTED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one more line of a capped kind: `None` past the cap, else the suffix the
+/// line carries (the last printed one says that the rest are only counted).
+fn capped(printed: &AtomicU64, what: &str) -> Option<String> {
+    let n = printed.fetch_add(1, Ordering::Relaxed);
+    if n >= FAILURE_LINES {
+        None
+    } else if n + 1 == FAILURE_LINES {
+        Some(format!(" (further {what} are only counted)"))
+    } else {
+        Some(String::new())
+    }
+}
 
 enum Message {
     Text(String),
@@ -94,38 +107,45 @@ pub(crate) fn line(text: &str) {
 }
 
 pub(crate) fn failure(f: &Failure) {
-    let n = FAILURE_LINES_PRINTED.fetch_add(1, Ordering::Relaxed);
-    if n >= FAILURE_LINES {
+    let Some(more) = capped(&FAILURE_LINES_PRINTED, "failures") else {
         return;
-    }
+    };
     #[cfg(feature = "tracing")]
     if events::on() {
         return events::failure(f);
     }
-    let more = if n + 1 == FAILURE_LINES {
-        " (further failures are only counted)"
-    } else {
-        ""
-    };
     stderr(&format!("sundown: {f}{more}\n"));
 }
 
 pub(crate) fn dropped_cleanup(d: &DroppedCleanup) {
+    let Some(more) = capped(&CLEANUP_LINES_PRINTED, "lost cleanups") else {
+        return;
+    };
     #[cfg(feature = "tracing")]
     if events::on() {
         return events::dropped_cleanup(d);
     }
-    stderr(&format!("sundown: cleanup of {d}\n"));
+    stderr(&format!("sundown: cleanup of {d}{more}\n"));
 }
 
 /// Emits a report: structured events with a subscriber (feature `tracing`), the summary
 /// on stderr without.
 pub fn report(r: &Report) {
+    if !report_as_events(r) {
+        stderr(&format!("sundown: {r}\n"));
+    }
+}
+
+/// Emits the report as structured events if a subscriber takes them (feature
+/// `tracing`); false when it is for the caller to write.
+pub(crate) fn report_as_events(r: &Report) -> bool {
     #[cfg(feature = "tracing")]
     if events::on() {
-        return events::report(r);
+        events::report(r);
+        return true;
     }
-    stderr(&format!("sundown: {r}\n"));
+    let _ = r;
+    false
 }
 
 /// With the `tracing` feature and a subscriber installed, each line is a structured

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use crate::error::Cancelled;
-use crate::task::TaskOutcome;
+use crate::registry::TaskOutcome;
 
 /// Carries an output type to the classifier impls.
 #[doc(hidden)]

@@ -154,6 +154,42 @@ impl TaskInfo {
     }
 }
 
+/// Task counts of a scope and its child scopes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.spawn(async {}).await.unwrap();
+/// let stats = scope.stats();
+/// assert_eq!((stats.running, stats.completed, stats.failed, stats.cancelled), (0, 1, 0, 0));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tracked tasks alive now, the calling task included when it is one.
+    pub running: u64,
+    /// Tasks that finished (a `Result` output that is `Ok`, or any other output).
+    pub completed: u64,
+    /// Tasks that panicked or returned an `Err` that is not a cancellation.
+    pub failed: u64,
+    /// Tasks dropped before they finished (aborted), or that returned `Cancelled`.
+    pub cancelled: u64,
+}
+
+/// How a finished task's output counts. Produced by the classifier the attributes pick
+/// at the spawn site (see `__private::probe_future`).
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// Finished: `Ok`, or an output that is not a `Result`.
+    Completed,
+    /// Returned an error that is, or carries, `Cancelled`.
+    Cancelled,
+    /// Returned any other error; its `{:?}`.
+    Failed(String),
+}
+
 /// A task's name as stored: given, or the future's type name, shortened only when it
 /// is shown (spawning stays free of string work).
 #[derive(Clone, Debug)]
@@ -318,6 +354,15 @@ pub(crate) struct Totals {
     pub(crate) completed: u64,
     pub(crate) failed: u64,
     pub(crate) cancelled: u64,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, other: &Totals) {
+        self.live += other.live;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+    }
 }
 
 fn shard_count() -> usize {
@@ -515,16 +560,64 @@ impl Registry {
         }
     }
 
-    /// Aborts every live task that has an abort handle; returns how many.
-    pub(crate) fn abort_all(&self) -> usize {
+    /// The `n` oldest live tasks (unordered), added to `out`, and how many are live:
+    /// what a table of `n` rows needs, without copying a million entries.
+    pub(crate) fn oldest_into(&self, n: usize, out: &mut Vec<TaskInfo>) -> usize {
+        use std::collections::BinaryHeap;
+        // Max-heap on the start time: its top is the youngest of the oldest `n`.
+        let mut heap: BinaryHeap<(u64, u16, u32)> = BinaryHeap::with_capacity(n + 1);
+        let mut live = 0;
+        for shard in 0..self.shards.len() {
+            let slots = self.lock(shard);
+            live += slots.live;
+            for (index, slot) in slots.slots().enumerate() {
+                if let Some(e) = &slot.entry {
+                    heap.push((e.started, shard as u16, index as u32));
+                    if heap.len() > n {
+                        heap.pop();
+                    }
+                }
+            }
+        }
+        for (_, shard, index) in heap {
+            let slots = self.lock(shard as usize);
+            let i = index as usize;
+            if let Some(e) = slots
+                .chunks
+                .get(i / CHUNK)
+                .and_then(|c| c.get(i % CHUNK))
+                .and_then(|s| s.entry.as_ref())
+            {
+                out.push(self.info(e));
+            }
+        }
+        live
+    }
+
+    /// Whether `key` names a live entry of this registry.
+    pub(crate) fn is_live(&self, key: SlotKey) -> bool {
+        self.with_entry(key, |_| ()).is_some()
+    }
+
+    /// Aborts every live task that has an abort handle, except `spare`; returns how
+    /// many.
+    pub(crate) fn abort_all(&self, spare: Option<SlotKey>) -> usize {
         let mut handles = Vec::new();
         for shard in 0..self.shards.len() {
             let slots = self.lock(shard);
-            handles.extend(
-                slots
-                    .slots()
-                    .filter_map(|s| s.entry.as_ref().and_then(|e| e.abort.clone())),
-            );
+            let mut index = 0u32;
+            for slot in slots.slots() {
+                let this = SlotKey {
+                    index: NonZeroU32::MIN.saturating_add(index),
+                    shard: shard as u16,
+                    generation: slot.generation,
+                };
+                index += 1;
+                if Some(this) == spare {
+                    continue;
+                }
+                handles.extend(slot.entry.as_ref().and_then(|e| e.abort.clone()));
+            }
         }
         // Abort outside the locks: aborting may drop a future that removes its entry.
         for h in &handles {
@@ -533,13 +626,14 @@ impl Registry {
         handles.len()
     }
 
-    /// Marks every task still present as blocking (it did not stop when aborted).
-    pub(crate) fn mark_all_blocking(&self) {
+    /// Sets the state of every task still present (blocking: it did not stop when
+    /// aborted).
+    pub(crate) fn mark_all(&self, state: TaskState) {
         for shard in 0..self.shards.len() {
             let mut slots = self.lock(shard);
             for slot in slots.slots_mut() {
                 if let Some(e) = slot.entry.as_mut() {
-                    e.state = TaskState::Blocking;
+                    e.state = state;
                 }
             }
         }

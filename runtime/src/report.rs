@@ -7,8 +7,21 @@ use std::time::Duration;
 
 use crate::duration::Human;
 use crate::error::Cause;
-use crate::registry::{TaskInfo, TaskState};
-use crate::scope::Stats;
+use crate::registry::{Stats, TaskInfo, TaskState};
+
+/// How many failures a scope keeps in full; the rest are counted.
+pub(crate) const FAILURES_KEPT: usize = 64;
+
+/// The message of a panic payload (`&str` or `String`, as `panic!` makes them).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
 
 /// A step of the shutdown sequence, as timed in the [`Report`].
 ///
@@ -216,7 +229,7 @@ impl fmt::Display for Failure {
         write!(
             f,
             "task `{}` ({}:{}) {}",
-            self.task,
+            Shown(&self.task),
             self.location.file(),
             self.location.line(),
             self.kind
@@ -452,6 +465,40 @@ pub struct Report {
     pub(crate) dropped_cleanups_total: u64,
     pub(crate) closes: Vec<CloseResult>,
     pub(crate) stats: Stats,
+    /// How long the drain could last at most (from the start of the sequence).
+    pub(crate) drain_limit: Duration,
+    /// Set by the process runner: how the process ends, which the report then states.
+    pub(crate) process_exit: Option<ProcessExit>,
+}
+
+/// How the process ends, decided once by the process runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcessExit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by re-raising this signal with its default disposition (`exit = "signal"`).
+    Signal { name: &'static str, number: i32 },
+}
+
+impl ProcessExit {
+    /// The status a shell sees (128+N for a signal).
+    pub(crate) fn code(self) -> i32 {
+        match self {
+            ProcessExit::Code(c) => c,
+            ProcessExit::Signal { number, .. } => 128 + number,
+        }
+    }
+}
+
+impl fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessExit::Code(c) => write!(f, "exit code {c}"),
+            ProcessExit::Signal { name, number } => {
+                write!(f, "exiting by {name} (status {})", 128 + number)
+            }
+        }
+    }
 }
 
 impl Report {
@@ -606,6 +653,8 @@ impl Report {
     }
 
     /// `124` when the budget ran out, else `1` when a task or close hook failed, else `0`.
+    /// In the report `#[graceful_main]` prints, the code the process exits with (which
+    /// also counts main's own result), and the report's last line says the same.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -615,6 +664,9 @@ impl Report {
     /// # }
     /// ```
     pub fn exit_code(&self) -> i32 {
+        if let Some(exit) = self.process_exit {
+            return exit.code();
+        }
         if self.budget_exceeded() {
             124
         } else if self.failures_total > 0
@@ -637,9 +689,10 @@ pub(crate) fn write_task_table(
     limit: usize,
 ) -> fmt::Result {
     let shown = &tasks[..tasks.len().min(limit)];
-    let name_w = shown
+    let names: Vec<String> = shown.iter().map(|t| Shown(t.name()).to_string()).collect();
+    let name_w = names
         .iter()
-        .map(|t| t.name().len())
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -653,11 +706,11 @@ pub(crate) fn write_task_table(
         "  {:<name_w$}  {:<loc_w$}  {:>8}  state",
         "task", "spawned at", "age"
     )?;
-    for (t, l) in shown.iter().zip(&loc) {
+    for ((t, l), name) in shown.iter().zip(&loc).zip(&names) {
         writeln!(
             f,
             "  {:<name_w$}  {:<loc_w$}  {:>8}  {}",
-            t.name(),
+            name,
             l,
             Human(t.age()).to_string(),
             t.state()
@@ -667,6 +720,30 @@ pub(crate) fn write_task_table(
         writeln!(f, "  … and {} more", tasks.len() - shown.len())?;
     }
     Ok(())
+}
+
+/// A name as sundown prints it: control characters escaped (a name cannot forge a
+/// line of the report) and at most [`NAME_CHARS`] characters.
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+/// The longest name printed whole.
+pub(crate) const NAME_CHARS: usize = 80;
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == NAME_CHARS {
+                return f.write_char('…');
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How many rows of a task table are printed before "… and N more".
@@ -685,13 +762,13 @@ impl fmt::Display for Report {
             Human(self.budget)
         )?;
         for s in &self.steps {
-            write!(
-                f,
-                " {} {}{}",
-                s.step,
-                Human(s.elapsed),
-                if s.hit_deadline { " (deadline)" } else { "" }
-            )?;
+            write!(f, " {} {}", s.step, Human(s.elapsed))?;
+            if s.step == Step::Drain {
+                write!(f, " (of {})", Human(self.drain_limit))?;
+            }
+            if s.hit_deadline {
+                f.write_str(" (deadline)")?;
+            }
             if s.step != Step::Close {
                 f.write_str(",")?;
             }
@@ -716,7 +793,7 @@ impl fmt::Display for Report {
                 writeln!(
                     f,
                     "close hook `{}`: {} after {}",
-                    c.name,
+                    Shown(&c.name),
                     c.outcome,
                     Human(c.elapsed)
                 )?;
@@ -744,11 +821,12 @@ impl fmt::Display for Report {
         }
         write!(
             f,
-            "tasks: {} completed, {} failed, {} cancelled; exit code {}",
-            self.stats.completed,
-            self.stats.failed,
-            self.stats.cancelled,
-            self.exit_code()
-        )
+            "tasks: {} completed, {} failed, {} cancelled; ",
+            self.stats.completed, self.stats.failed, self.stats.cancelled,
+        )?;
+        match self.process_exit {
+            Some(exit) => write!(f, "{exit}"),
+            None => write!(f, "exit code {}", self.exit_code()),
+        }
     }
 }

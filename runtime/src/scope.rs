@@ -1,80 +1,50 @@
-//! [`Shutdown`]: one scope of cancellation, tracked tasks and close hooks.
+//! [`Shutdown`]: one scope's state — its lifecycle, its tracked tasks, its close hooks,
+//! its failures — and the tree of scopes.
+//!
+//! This module holds state and the rules that read it. What runs code (spawning,
+//! `enter`, the sequence, `on_close`) is in `handle`, a layer above the task context.
+//!
+//! A child belongs to its parent until it is shut down: the parent holds it (dropping
+//! every handle loses nothing: its tasks are drained, its hooks run in the parent's
+//! close phase, its failures count). A child with nothing left in it and no handle is
+//! folded into its parent (its counts and failures move up) the next time the parent
+//! makes a child, so a child per request does not pile up.
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::panic::Location;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::ambient::{self, Ambient};
+use crate::close::HookStack;
 use crate::error::Cause;
-use crate::registry::{Registry, TaskInfo, Totals};
-use crate::report::{DroppedCleanup, Failure, Report};
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::registry::{Registry, SlotKey, Stats, TaskInfo, TaskState, Totals};
+use crate::report::{DroppedCleanup, FAILURES_KEPT, Failure};
+use crate::sync::lock;
 
-/// Set the first time any scope is cancelled through sundown. `#[cancel_safe]` reads it
-/// (one relaxed load) before running a body, so the level-triggered check costs nothing
-/// while no shutdown is under way anywhere in the process.
-pub(crate) static ANY_CANCELLED: AtomicBool = AtomicBool::new(false);
-
-/// How many failures a scope keeps in full; the rest are counted.
-pub(crate) const FAILURES_KEPT: usize = 64;
-
-/// Task counts of a scope and its child scopes.
+/// What a failed tracked task (a panic, or an `Err` nobody will see) does to its scope.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// let scope = sundown::Shutdown::new();
-/// scope.spawn(async {}).await.unwrap();
-/// let stats = scope.stats();
-/// assert_eq!((stats.running, stats.completed, stats.failed, stats.cancelled), (0, 1, 0, 0));
+/// use sundown::{FailurePolicy, Shutdown};
+/// let scope = Shutdown::new();
+/// scope.set_failure_policy(FailurePolicy::Shutdown);
+/// let _ = scope.spawn(async { panic!("boom") }).await;
+/// assert!(scope.is_requested(), "the failure started the shutdown");
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Tracked tasks alive now.
-    pub running: u64,
-    /// Tasks that finished (a `Result` output that is `Ok`, or any other output).
-    pub completed: u64,
-    /// Tasks that panicked or, detached, returned `Err`.
-    pub failed: u64,
-    /// Tasks dropped before they finished (aborted), or that returned `Cancelled`.
-    pub cancelled: u64,
-}
-
-/// What a failed tracked task does to the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[doc(hidden)]
 pub enum FailurePolicy {
     /// Report it, keep running, count it in the exit code.
-    Log = 0,
-    /// Report it and start shutdown.
-    Shutdown = 1,
+    Log = 1,
+    /// Report it and start the scope's shutdown.
+    Shutdown = 2,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ClosePhase {
-    Open,
-    Closing,
-    Closed,
-}
-
-pub(crate) struct CloseHook {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) run: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
-}
-
-pub(crate) struct Hooks {
-    pub(crate) phase: ClosePhase,
-    pub(crate) stack: Vec<CloseHook>,
-}
-
+/// Failures kept in full, and counts of the rest.
 #[derive(Default)]
 pub(crate) struct FailureLog {
     pub(crate) kept: Vec<Failure>,
@@ -83,33 +53,33 @@ pub(crate) struct FailureLog {
     pub(crate) dropped_cleanups_total: u64,
 }
 
-/// Something the process runner wants to hear about.
-pub(crate) enum ScopeEvent {
-    /// Shutdown began: readiness went false.
-    Begun,
+impl FailureLog {
+    fn absorb(&mut self, other: FailureLog) {
+        self.total += other.total;
+        self.dropped_cleanups_total += other.dropped_cleanups_total;
+        let room = FAILURES_KEPT.saturating_sub(self.kept.len());
+        self.kept.extend(other.kept.into_iter().take(room));
+        let room = FAILURES_KEPT.saturating_sub(self.dropped_cleanups.len());
+        self.dropped_cleanups
+            .extend(other.dropped_cleanups.into_iter().take(room));
+    }
 }
 
-pub(crate) type Observer = Box<dyn Fn(ScopeEvent) + Send + Sync>;
-
 pub(crate) struct ScopeInner {
-    pub(crate) parent: Option<Arc<ScopeInner>>,
-    children: Mutex<Vec<Weak<ScopeInner>>>,
-    /// Cancelled when shutdown is requested: the cooperative signal.
-    pub(crate) soft: CancellationToken,
-    /// Cancelled at the hard deadline (stragglers aborted) or when shutdown is forced:
-    /// what shielded code and cleanups still obey.
-    pub(crate) hard: CancellationToken,
-    requested: AtomicBool,
-    begun: AtomicBool,
-    cause: OnceLock<Cause>,
-    pub(crate) registry: Registry,
+    parent: Option<Arc<ScopeInner>>,
+    /// Held strongly: a child belongs to its parent until shut down or folded in.
+    children: Mutex<Vec<Arc<ScopeInner>>>,
+    life: Lifecycle,
+    registry: Registry,
+    /// Counts of children folded into this scope.
+    folded: Mutex<Totals>,
     /// A drain is waiting: finishing tasks must wake it.
-    pub(crate) draining: AtomicBool,
-    pub(crate) drained: Notify,
-    pub(crate) hooks: Mutex<Hooks>,
-    pub(crate) failures: Mutex<FailureLog>,
+    draining: AtomicBool,
+    drained: Notify,
+    hooks: HookStack,
+    failures: Mutex<FailureLog>,
+    /// 0: inherit the parent's; else a [`FailurePolicy`].
     policy: AtomicU8,
-    pub(crate) observer: OnceLock<Observer>,
 }
 
 /// A shutdown scope: a cancellation token, every task spawned through it, and a stack of
@@ -142,7 +112,7 @@ pub(crate) struct ScopeInner {
 /// ```
 #[derive(Clone)]
 pub struct Shutdown {
-    pub(crate) inner: Arc<ScopeInner>,
+    inner: Arc<ScopeInner>,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -175,76 +145,29 @@ impl Shutdown {
     }
 
     fn with_parent(parent: Option<Arc<ScopeInner>>) -> Self {
-        let (soft, hard) = match &parent {
-            Some(p) => (p.soft.child_token(), p.hard.child_token()),
-            None => (CancellationToken::new(), CancellationToken::new()),
-        };
+        let life = Lifecycle::new(parent.as_deref().map(|p| &p.life));
         Shutdown {
             inner: Arc::new(ScopeInner {
                 parent,
                 children: Mutex::new(Vec::new()),
-                soft,
-                hard,
-                requested: AtomicBool::new(false),
-                begun: AtomicBool::new(false),
-                cause: OnceLock::new(),
+                life,
                 registry: Registry::new(),
+                folded: Mutex::new(Totals::default()),
                 draining: AtomicBool::new(false),
                 drained: Notify::new(),
-                hooks: Mutex::new(Hooks {
-                    phase: ClosePhase::Open,
-                    stack: Vec::new(),
-                }),
+                hooks: HookStack::new(),
                 failures: Mutex::new(FailureLog::default()),
-                policy: AtomicU8::new(FailurePolicy::Log as u8),
-                observer: OnceLock::new(),
+                policy: AtomicU8::new(0),
             }),
         }
     }
 
-    /// The ambient scope: the one the running task was spawned through (or entered with
-    /// [`enter`](Shutdown::enter)), else the process scope of `#[graceful_main]`.
-    ///
-    /// # Panics
-    ///
-    /// Outside any scope, with a message saying how to get one. Use
-    /// [`try_current`](Shutdown::try_current) where that can happen.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// scope.enter(async {
-    ///     let here = sundown::Shutdown::current();
-    ///     assert!(!here.is_requested());
-    /// }).await;
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn current() -> Shutdown {
-        match ambient::current_scope() {
-            Some(s) => s,
-            None => panic!(
-                "sundown: no shutdown scope here. `Shutdown::current()` works inside \
-                 `#[graceful_main]`, inside tasks spawned through sundown, and inside \
-                 `Shutdown::enter(fut)`; create one with `Shutdown::new()` or use \
-                 `Shutdown::try_current()` where there may be none"
-            ),
-        }
-    }
-
-    /// The ambient scope, or `None` outside any.
-    ///
-    /// ```
-    /// assert!(sundown::Shutdown::try_current().is_none());
-    /// ```
-    pub fn try_current() -> Option<Shutdown> {
-        ambient::current_scope()
-    }
-
     /// A nested scope: cancelled (and forced) with this one, but it can also be
-    /// triggered, drained and shut down on its own. Its tasks, stats and failures also
-    /// count in this scope's, and this scope's drain waits for them.
+    /// triggered, drained and shut down on its own, which never touches this scope's
+    /// readiness or deadlines. Until it is shut down it belongs to this scope: this
+    /// scope's drain waits for its tasks, its close hooks run in this scope's close
+    /// phase, and its stats and failures count here too, even once every handle to it
+    /// is dropped.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -253,54 +176,62 @@ impl Shutdown {
     /// let child = parent.child();
     /// child.trigger("reloading");
     /// assert!(child.is_requested());
-    /// assert!(!parent.is_requested());
+    /// assert!(!parent.is_requested() && parent.is_ready());
     /// parent.trigger("stop");
     /// assert!(parent.child().is_requested(), "children follow the parent");
     /// # }
     /// ```
     pub fn child(&self) -> Shutdown {
         let child = Shutdown::with_parent(Some(self.inner.clone()));
-        let mut children = lock(&self.inner.children);
-        children.retain(|w| w.strong_count() > 0);
-        children.push(Arc::downgrade(&child.inner));
-        drop(children);
+        let folded = {
+            let mut children = lock(&self.inner.children);
+            let mut folded = Vec::new();
+            children.retain(|c| {
+                let keep = !c.is_spent();
+                if !keep {
+                    folded.push(c.clone());
+                }
+                keep
+            });
+            children.push(child.inner.clone());
+            folded
+        };
+        for c in folded {
+            self.inner.fold(&c);
+        }
         child
     }
 
-    /// Runs `fut` with this scope as the ambient one, so `Shutdown::current()`, the free
-    /// functions and `#[cancel_safe]` inside it use this scope.
+    /// The scope this one belongs to at the top: itself for a scope made by `new()` or
+    /// `#[graceful_main]`, its root for a child. A task deep in a child can stop the
+    /// whole program with `Shutdown::current().root().trigger(..)`.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// let n = scope.enter(async { sundown::is_ready() as u8 + 1 }).await;
-    /// assert_eq!(n, 2);
-    /// # }
+    /// let top = sundown::Shutdown::new();
+    /// let deep = top.child().child();
+    /// deep.root().trigger("fatal");
+    /// assert!(top.is_requested() && deep.is_requested());
     /// ```
-    pub fn enter<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
-        ambient::scope(
-            Ambient {
-                scope: self.clone(),
-                task: None,
-                shielded: false,
-            },
-            fut,
-        )
+    pub fn root(&self) -> Shutdown {
+        let mut s = self.inner.clone();
+        while let Some(p) = s.parent.clone() {
+            s = p;
+        }
+        Shutdown { inner: s }
     }
 
     /// The scope's cancellation token, for APIs that take one. Cancelling it directly
-    /// cancels the scope's tasks, but prefer [`trigger`](Shutdown::trigger), which also
-    /// records the cause and clears readiness.
+    /// cancels the scope as [`trigger`](Shutdown::trigger) does (level-triggered,
+    /// `#[cancel_safe]` calls see it), but records no cause and leaves readiness on.
     ///
     /// ```
     /// let scope = sundown::Shutdown::new();
     /// let token = scope.token();
-    /// scope.trigger("done");
-    /// assert!(token.is_cancelled());
+    /// token.cancel();
+    /// assert!(scope.is_requested());
     /// ```
     pub fn token(&self) -> CancellationToken {
-        self.inner.soft.clone()
+        self.inner.life.expose_soft()
     }
 
     /// Resolves when shutdown of this scope is requested; at once if it already was.
@@ -317,11 +248,11 @@ impl Shutdown {
     /// # }
     /// ```
     pub fn requested(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.soft.clone().cancelled_owned()
+        self.inner.life.soft().clone().cancelled_owned()
     }
 
     /// Whether shutdown of this scope has been requested (level-triggered: once true,
-    /// true for good).
+    /// true for good), however it was cancelled.
     ///
     /// ```
     /// let scope = sundown::Shutdown::new();
@@ -333,8 +264,9 @@ impl Shutdown {
         self.inner.is_requested()
     }
 
-    /// False from the moment shutdown begins (the first signal, before any `delay`);
-    /// drive a readiness probe with it so load balancers stop routing first.
+    /// False from the moment shutdown of this scope or an ancestor begins (the first
+    /// signal, before any `delay`); drive a readiness probe with it so load balancers
+    /// stop routing first.
     ///
     /// ```
     /// let scope = sundown::Shutdown::new();
@@ -343,14 +275,7 @@ impl Shutdown {
     /// assert!(!scope.is_ready());
     /// ```
     pub fn is_ready(&self) -> bool {
-        let mut s = Some(&*self.inner);
-        while let Some(x) = s {
-            if x.begun.load(Ordering::Acquire) {
-                return false;
-            }
-            s = x.parent.as_deref();
-        }
-        true
+        self.inner.ancestry().all(|s| s.life.is_ready())
     }
 
     /// What started this scope's shutdown (or its nearest ancestor's), once it began.
@@ -363,7 +288,7 @@ impl Shutdown {
     /// assert_eq!(scope.cause(), Some(Cause::Trigger("maintenance".into())));
     /// ```
     pub fn cause(&self) -> Option<Cause> {
-        self.inner.cause()
+        self.inner.ancestry().find_map(|s| s.life.cause().cloned())
     }
 
     /// Requests shutdown now: readiness goes false, the cause is recorded (the first
@@ -376,92 +301,40 @@ impl Shutdown {
     /// assert!(scope.is_requested());
     /// ```
     pub fn trigger(&self, reason: impl Into<Cow<'static, str>>) {
-        self.begin(Cause::Trigger(reason.into()));
+        self.request(Cause::Trigger(reason.into()));
         self.cancel();
     }
 
-    /// Step 1 of the sequence: readiness false and the cause recorded, tasks untouched.
-    pub(crate) fn begin(&self, cause: Cause) {
-        let _ = self.inner.cause.set(cause);
-        if !self.inner.begun.swap(true, Ordering::AcqRel) {
-            if let Some(observer) = self.root().observer.get() {
-                observer(ScopeEvent::Begun);
-            }
-        }
-    }
-
-    /// Step 2: cancel the token of this scope and its children.
-    pub(crate) fn cancel(&self) {
-        self.mark_requested();
-        self.inner.soft.cancel();
-    }
-
-    /// The part of [`cancel`](Self::cancel) that wakes nobody: from now on
-    /// `is_requested()` is true and `#[cancel_safe]` calls look at their token.
-    pub(crate) fn mark_requested(&self) {
-        ANY_CANCELLED.store(true, Ordering::Release);
-        self.inner.mark_requested();
-    }
-
-    /// Cuts shielded work and cleanups: the hard deadline passed or shutdown was forced.
-    pub(crate) fn cancel_hard(&self) {
-        self.inner.hard.cancel();
-    }
-
-    pub(crate) fn root(&self) -> &ScopeInner {
-        let mut s = &*self.inner;
-        while let Some(p) = s.parent.as_deref() {
-            s = p;
-        }
-        s
-    }
-
-    pub(crate) fn set_policy(&self, policy: FailurePolicy) {
+    /// Tells the scope what a failed task (panic, or an `Err` nobody will see) does:
+    /// [`FailurePolicy::Log`] reports and counts it, [`FailurePolicy::Shutdown`] also
+    /// starts this scope's shutdown. A scope without a policy of its own follows its
+    /// parent's; the top scope's default is `Log`.
+    ///
+    /// ```
+    /// use sundown::{FailurePolicy, Shutdown};
+    /// let scope = Shutdown::new();
+    /// scope.set_failure_policy(FailurePolicy::Shutdown);
+    /// assert_eq!(scope.child().failure_policy(), FailurePolicy::Shutdown);
+    /// ```
+    pub fn set_failure_policy(&self, policy: FailurePolicy) {
         self.inner.policy.store(policy as u8, Ordering::Relaxed);
     }
 
-    pub(crate) fn policy(&self) -> FailurePolicy {
-        if self.root().policy.load(Ordering::Relaxed) == FailurePolicy::Shutdown as u8 {
-            FailurePolicy::Shutdown
-        } else {
-            FailurePolicy::Log
-        }
-    }
-
-    /// Registers a close hook: a future run during shutdown after every task has
-    /// stopped, in reverse registration order (the last resource opened is closed
-    /// first), each bounded so a hanging one cannot hold the others. A hook registered
-    /// after closing began is run at once, never dropped.
+    /// The failure policy in force for this scope (its own, else its nearest
+    /// ancestor's, else `Log`).
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// scope.on_close("http session", async { /* session.close().await */ });
-    /// let report = scope.shutdown(std::time::Duration::from_secs(1)).await;
-    /// assert_eq!(report.closes()[0].name(), "http session");
-    /// # }
+    /// assert_eq!(sundown::Shutdown::new().failure_policy(), sundown::FailurePolicy::Log);
     /// ```
-    pub fn on_close(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        fut: impl Future<Output = ()> + Send + 'static,
-    ) {
-        let hook = CloseHook {
-            name: name.into(),
-            run: Box::pin(fut),
-        };
-        let mut hooks = lock(&self.inner.hooks);
-        match hooks.phase {
-            ClosePhase::Open | ClosePhase::Closing => hooks.stack.push(hook),
-            ClosePhase::Closed => {
-                drop(hooks);
-                crate::sequence::run_late_hook(self, hook);
-            }
-        }
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.policy_owner().map_or(FailurePolicy::Log, |(_, p)| p)
     }
 
     /// Counts of this scope's tracked tasks (children included).
+    ///
+    /// `running` counts every tracked task alive, the caller included when it is one
+    /// (main's body is a tracked task of the process scope): wait for the others with
+    /// [`join`](Shutdown::join), not by polling `running` down to zero.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -474,11 +347,8 @@ impl Shutdown {
     pub fn stats(&self) -> Stats {
         let mut t = Totals::default();
         self.inner.for_each_scope(&mut |s| {
-            let x = s.registry.totals();
-            t.live += x.live;
-            t.completed += x.completed;
-            t.failed += x.failed;
-            t.cancelled += x.cancelled;
+            t.add(&s.registry.totals());
+            t.add(&lock(&s.folded));
         });
         Stats {
             running: t.live,
@@ -507,27 +377,150 @@ impl Shutdown {
         out.sort_by_key(TaskInfo::started);
         out
     }
+}
 
-    /// Runs the shutdown sequence and returns its report: requests shutdown if nobody
-    /// has (cause [`Cause::ShutdownCalled`]), waits for the tasks to drain, aborts those
-    /// still running at the drain deadline (and reports those that do not stop even
-    /// then as blocking their thread), then runs the close hooks in reverse order, each
-    /// bounded — all inside `budget`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// scope.spawn_named("stuck", std::future::pending::<()>()); // ignores cancellation
-    /// let report = scope.shutdown(Duration::from_secs(2)).await;
-    /// assert_eq!(report.stragglers()[0].name(), "stuck");
-    /// assert_eq!(report.exit_code(), 124);
-    /// # }
-    /// ```
-    pub async fn shutdown(&self, budget: Duration) -> Report {
-        let deadline = tokio::time::Instant::now() + budget;
-        crate::sequence::run(self, deadline).await
+/// The crate's view of a scope: each rule in one method, the fields kept inside.
+impl Shutdown {
+    /// The one entry point that starts a shutdown of this scope: readiness off, the
+    /// cause recorded (first wins). Cancelling follows separately (after `delay`).
+    pub(crate) fn request(&self, cause: Cause) -> bool {
+        self.inner.life.request(cause)
+    }
+
+    /// Step 2: cancel the token of this scope and its children.
+    pub(crate) fn cancel(&self) {
+        self.inner.life.cancel();
+    }
+
+    /// The part of [`cancel`](Self::cancel) that wakes nobody: from now on
+    /// `is_requested()` is true and `#[cancel_safe]` calls look at their token.
+    pub(crate) fn mark_cancelled(&self) {
+        self.inner.life.mark_cancelled();
+    }
+
+    /// Cuts shielded work and cleanups: the hard deadline passed or shutdown was forced.
+    pub(crate) fn cancel_hard(&self) {
+        self.inner.life.cancel_hard();
+    }
+
+    pub(crate) fn enter_phase(&self, phase: Phase) {
+        self.inner.life.enter(phase);
+    }
+
+    /// The token that code of this scope waits on: the hard one inside `shield`.
+    pub(crate) fn waiter(&self, shielded: bool) -> &CancellationToken {
+        if shielded {
+            self.inner.life.hard()
+        } else {
+            self.inner.life.soft()
+        }
+    }
+
+    /// [`waiter`](Self::waiter)'s state, level-triggered.
+    pub(crate) fn is_cancelled_for(&self, shielded: bool) -> bool {
+        if shielded {
+            self.inner.life.hard().is_cancelled()
+        } else {
+            self.inner.is_requested()
+        }
+    }
+
+    /// Installs the process runner's observer; only its own transitions reach it.
+    pub(crate) fn observe(&self, observer: crate::lifecycle::Observer) {
+        self.inner.life.observe(observer);
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn hooks(&self) -> &HookStack {
+        &self.inner.hooks
+    }
+
+    /// Every scope of the tree, this one first then each child's subtree: the order
+    /// close hooks run in is its reverse (children's hooks before their parent's).
+    pub(crate) fn tree(&self) -> Vec<Shutdown> {
+        let mut out = Vec::new();
+        fn walk(s: &Arc<ScopeInner>, out: &mut Vec<Shutdown>) {
+            out.push(Shutdown { inner: s.clone() });
+            for c in lock(&s.children).iter() {
+                walk(c, out);
+            }
+        }
+        walk(&self.inner, &mut out);
+        out
+    }
+
+    /// The `n` oldest live tasks of the tree, oldest first, and how many are live.
+    pub(crate) fn oldest_tasks(&self, n: usize) -> (Vec<TaskInfo>, usize) {
+        let mut out = Vec::new();
+        let mut live = 0;
+        self.inner
+            .for_each_scope(&mut |s| live += s.registry.oldest_into(n, &mut out));
+        out.sort_by_key(TaskInfo::started);
+        out.truncate(n);
+        (out, live)
+    }
+
+    /// Tracked tasks alive in the tree.
+    pub(crate) fn live_tasks(&self) -> usize {
+        let mut n = 0;
+        self.inner.for_each_scope(&mut |s| n += s.registry.live());
+        n
+    }
+
+    /// Whether `key` is a live task of this tree.
+    pub(crate) fn has_task(&self, key: SlotKey) -> bool {
+        let mut found = false;
+        self.inner
+            .for_each_scope(&mut |s| found |= s.registry.is_live(key));
+        found
+    }
+
+    /// Tells finishing tasks of the tree to wake [`drained`](Self::drained) waiters.
+    pub(crate) fn start_draining(&self) {
+        self.inner
+            .for_each_scope(&mut |s| s.draining.store(true, Ordering::Release));
+    }
+
+    pub(crate) fn drained(&self) -> &Notify {
+        &self.inner.drained
+    }
+
+    /// A tracked task of this scope ended: wake any drain waiting on it or an ancestor.
+    pub(crate) fn task_finished(&self) {
+        for s in self.inner.ancestry() {
+            if s.draining.load(Ordering::Acquire) {
+                s.drained.notify_waiters();
+            }
+        }
+    }
+
+    /// Aborts every live tracked task of the tree except `spare` (the caller).
+    pub(crate) fn abort_tasks(&self, spare: Option<SlotKey>) {
+        self.inner.for_each_scope(&mut |s| {
+            s.registry.abort_all(spare);
+        });
+    }
+
+    /// Marks every task still in the tree as blocking its thread.
+    pub(crate) fn mark_blocking(&self) {
+        self.inner
+            .for_each_scope(&mut |s| s.registry.mark_all(TaskState::Blocking));
+    }
+
+    /// The scope whose policy applies here, with the policy.
+    fn policy_owner(&self) -> Option<(Shutdown, FailurePolicy)> {
+        let mut s = Some(self.inner.clone());
+        while let Some(x) = s {
+            match x.policy.load(Ordering::Relaxed) {
+                1 => return Some((Shutdown { inner: x }, FailurePolicy::Log)),
+                2 => return Some((Shutdown { inner: x }, FailurePolicy::Shutdown)),
+                _ => s = x.parent.clone(),
+            }
+        }
+        None
     }
 
     pub(crate) fn record_failure(&self, failure: Failure) {
@@ -540,10 +533,9 @@ impl Shutdown {
                 log.kept.push(failure);
             }
         }
-        if self.policy() == FailurePolicy::Shutdown && !self.is_requested() {
-            let root = self.root_scope();
-            root.begin(Cause::TaskFailed(name));
-            root.cancel();
+        if let Some((owner, FailurePolicy::Shutdown)) = self.policy_owner() {
+            owner.request(Cause::TaskFailed(name));
+            owner.cancel();
         }
     }
 
@@ -556,166 +548,90 @@ impl Shutdown {
         }
     }
 
-    fn root_scope(&self) -> Shutdown {
-        let mut s = self.inner.clone();
-        while let Some(p) = s.parent.clone() {
-            s = p;
+    /// The failures of the tree, the first [`FAILURES_KEPT`] of them in full.
+    pub(crate) fn failure_log(&self) -> FailureLog {
+        let mut all = FailureLog::default();
+        self.inner.for_each_scope(&mut |s| {
+            let log = lock(&s.failures);
+            all.absorb(FailureLog {
+                kept: log.kept.clone(),
+                total: log.total,
+                dropped_cleanups: log.dropped_cleanups.clone(),
+                dropped_cleanups_total: log.dropped_cleanups_total,
+            });
+        });
+        all
+    }
+
+    /// A child that finished its own shutdown leaves its parent, handing its counts
+    /// and failures up (they still count there); its report has them too.
+    pub(crate) fn leave_parent(&self) {
+        let Some(parent) = &self.inner.parent else {
+            return;
+        };
+        let removed = {
+            let mut children = lock(&parent.children);
+            let before = children.len();
+            children.retain(|c| !Arc::ptr_eq(c, &self.inner));
+            children.len() != before
+        };
+        if removed {
+            parent.fold(&self.inner);
         }
-        Shutdown { inner: s }
     }
 
-    /// Spawns `fut` as a tracked task of this scope, named after the future's type
-    /// (`poll_feed` for `poll_feed(..)`), located at the caller's line. Returns tokio's
-    /// own `JoinHandle`. A panic is reported with the task's name and location.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// async fn poll_feed() -> u32 { 7 }
-    /// let scope = sundown::Shutdown::new();
-    /// assert_eq!(scope.spawn(poll_feed()).await.unwrap(), 7);
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        crate::task::spawn(
-            self,
-            crate::task::TaskName::of_type::<F>(),
-            Location::caller(),
-            fut,
-            crate::probe::AnyOutput,
-            false,
-        )
-    }
-
-    /// [`spawn`](Shutdown::spawn) with a name of your choosing, shown in the task table
-    /// and the straggler report.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// let id = 42;
-    /// let _h = scope.spawn_named(format!("conn-{id}"), std::future::pending::<()>());
-    /// assert_eq!(scope.tasks()[0].name(), "conn-42");
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn spawn_named<F>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        fut: F,
-    ) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        crate::task::spawn(
-            self,
-            crate::task::TaskName::Given(name.into()),
-            Location::caller(),
-            fut,
-            crate::probe::AnyOutput,
-            false,
-        )
-    }
-
-    /// Runs a blocking closure on tokio's blocking pool as a tracked task. A blocking
-    /// job cannot be interrupted: if it is still running at the drain deadline it is
-    /// reported as blocking, and the process exits without waiting for it.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let scope = sundown::Shutdown::new();
-    /// let sum = scope.spawn_blocking(|| (1..=10).sum::<u32>()).await.unwrap();
-    /// assert_eq!(sum, 55);
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        crate::task::spawn_blocking(
-            self,
-            crate::task::TaskName::of_type::<F>(),
-            Location::caller(),
-            f,
-            crate::probe::AnyOutput,
-            false,
-        )
+    /// Moves the failures, counts, hooks and children of `other` (a scope used for a
+    /// while and done with, such as the one a close hook's tasks ran in) into this one.
+    pub(crate) fn absorb(&self, other: &Shutdown) {
+        self.inner.fold(&other.inner);
     }
 }
 
 impl ScopeInner {
-    pub(crate) fn is_requested(&self) -> bool {
-        let mut s = Some(self);
-        while let Some(x) = s {
-            if x.requested.load(Ordering::Acquire) {
+    /// This scope, then its parent, up to the root.
+    fn ancestry(&self) -> impl Iterator<Item = &ScopeInner> {
+        std::iter::successors(Some(self), |s| s.parent.as_deref())
+    }
+
+    fn is_requested(&self) -> bool {
+        let mut exposed = false;
+        for s in self.ancestry() {
+            if s.life.is_marked_cancelled() {
                 return true;
             }
-            s = x.parent.as_deref();
+            exposed |= s.life.is_exposed();
         }
-        // Someone may have cancelled the token directly.
-        self.soft.is_cancelled()
+        // Some token of the ancestry was handed out and may have been cancelled
+        // directly: the token itself (cancelled with any ancestor's) says.
+        exposed && self.life.soft().is_cancelled()
     }
 
-    fn mark_requested(&self) {
-        self.requested.store(true, Ordering::Release);
-    }
-
-    pub(crate) fn cause(&self) -> Option<Cause> {
-        let mut s = Some(self);
-        while let Some(x) = s {
-            if let Some(c) = x.cause.get() {
-                return Some(c.clone());
-            }
-            s = x.parent.as_deref();
-        }
-        None
-    }
-
-    pub(crate) fn children_snapshot(&self) -> Vec<Arc<ScopeInner>> {
-        lock(&self.children)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
-    }
-
-    /// Visits this scope and every live descendant.
-    pub(crate) fn for_each_scope(&self, f: &mut dyn FnMut(&ScopeInner)) {
+    /// Visits this scope and every descendant.
+    fn for_each_scope(&self, f: &mut dyn FnMut(&ScopeInner)) {
         f(self);
-        for c in self.children_snapshot() {
+        let children: Vec<Arc<ScopeInner>> = lock(&self.children).clone();
+        for c in children {
             c.for_each_scope(f);
         }
     }
 
-    /// A tracked task of this scope ended: wake any drain waiting on it or an ancestor.
-    pub(crate) fn task_finished(&self) {
-        let mut s = Some(self);
-        while let Some(x) = s {
-            if x.draining.load(Ordering::Acquire) {
-                x.drained.notify_waiters();
-            }
-            s = x.parent.as_deref();
-        }
+    /// Nothing left in it and nobody holding it but its parent's list.
+    fn is_spent(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self.registry.live() == 0
+            && self.hooks.is_empty()
+            && lock(&self.children).is_empty()
     }
 
-    pub(crate) fn live_tasks(&self) -> usize {
-        let mut n = 0;
-        self.for_each_scope(&mut |s| n += s.registry.live());
-        n
+    fn fold(&self, other: &ScopeInner) {
+        let log = std::mem::take(&mut *lock(&other.failures));
+        lock(&self.failures).absorb(log);
+        let mut t = other.registry.totals();
+        t.live = 0;
+        t.add(&std::mem::take(&mut *lock(&other.folded)));
+        lock(&self.folded).add(&t);
+        self.hooks.take_from(&other.hooks);
+        let grandchildren = std::mem::take(&mut *lock(&other.children));
+        lock(&self.children).extend(grandchildren);
     }
-}
-
-/// Locks a mutex, ignoring poisoning: sundown's own critical sections leave their
-/// data consistent even if a user's `Drop` panics inside one.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -23,7 +23,8 @@ fn sigterm_with_cooperative_tasks_exits_0() {
     assert_eq!(end.code(), Some(0), "{}", end.stderr);
     end.assert_within(Duration::from_secs(3));
     end.assert_mentions(
-        "SIGTERM received: shutting down within 9s (send SIGTERM again to force exit)",
+        "SIGTERM received: shutting down within 9s (tasks get until 8.25s, then are aborted; \
+         send SIGTERM again to force exit)",
     );
     for i in 0..4 {
         assert!(
@@ -67,7 +68,7 @@ fn a_second_signal_forces_exit_128_plus_n_at_once() {
     let end = p.wait(Duration::from_secs(5));
     assert_eq!(end.code(), Some(128 + SIGINT), "{}", end.stderr);
     end.assert_within(Duration::from_millis(500));
-    end.assert_mentions("second SIGINT: forcing exit now (130)");
+    end.assert_mentions("second SIGINT: forcing exit now (exit code 130)");
     end.assert_mentions("ignore_cancellation");
 }
 

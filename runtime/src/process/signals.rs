@@ -68,12 +68,7 @@ pub(crate) fn install(
 
     let mut numbers = Vec::new();
     for name in terminate {
-        let n = number_of(name).ok_or_else(|| format!("unknown signal `{name}`"))?;
-        // Registered before the iterator's handler, so it runs first on the third
-        // signal and does not depend on any thread making progress.
-        signal_hook::flag::register_conditional_default(n, forced.clone())
-            .map_err(|e| format!("cannot handle {name}: {e}"))?;
-        numbers.push(n);
+        numbers.push(number_of(name).ok_or_else(|| format!("unknown signal `{name}`"))?);
     }
     let dump_number = match dump {
         Some(name) => Some(number_of(name).ok_or_else(|| format!("unknown signal `{name}`"))?),
@@ -81,8 +76,20 @@ pub(crate) fn install(
     };
     let mut all = numbers.clone();
     all.extend(dump_number);
+    // No window may lose a terminating signal. The conditional-default handler is
+    // registered first (so that on the third signal it runs before the iterator's
+    // handler wakes anybody) and starts armed: until the iterator's handler and its
+    // pipe exist, a signal gets its default disposition and the process dies, as it
+    // would without sundown. Disarmed once the iterator is in place, a signal is queued
+    // in the pipe for the thread below, however late that thread starts.
+    forced.store(true, std::sync::atomic::Ordering::SeqCst);
+    for (&n, name) in numbers.iter().zip(terminate) {
+        signal_hook::flag::register_conditional_default(n, forced.clone())
+            .map_err(|e| format!("cannot handle {name}: {e}"))?;
+    }
     let mut signals =
         Signals::new(&all).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    forced.store(false, std::sync::atomic::Ordering::SeqCst);
     let names: Vec<&'static str> = terminate.to_vec();
     std::thread::Builder::new()
         .name("sundown-signals".into())
@@ -95,13 +102,8 @@ pub(crate) fn install(
                     nth += 1;
                     if nth == 2 {
                         forced.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let _ = std::thread::Builder::new()
-                            .name("sundown-forced-exit".into())
-                            .spawn(move || {
-                                std::thread::sleep(FORCED_EXIT_GRACE);
-                                // `_exit`: no flushing, which is what may be stuck.
-                                signal_hook::low_level::exit(128 + n)
-                            });
+                        // Whatever the controller is stuck on, the process ends.
+                        super::exit::arm_last_resort(128 + n, FORCED_EXIT_GRACE);
                     }
                     SignalEvent::Terminate {
                         name: name_of(n, &names),
@@ -174,17 +176,4 @@ pub(crate) fn install(
         })
         .map(|_| ())
         .map_err(|e| format!("cannot start the signal thread: {e}"))
-}
-
-/// Ends the process the way the signal would have (`exit = "signal"`). As PID 1, where
-/// a signal with its default disposition is ignored, exits with 128+N instead.
-pub(crate) fn die_by(number: i32) -> ! {
-    crate::main_runner::flush_output(std::time::Duration::from_millis(200));
-    #[cfg(unix)]
-    {
-        if std::process::id() != 1 {
-            let _ = signal_hook::low_level::emulate_default_handler(number);
-        }
-    }
-    std::process::exit(128 + number)
 }

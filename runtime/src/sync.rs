@@ -1,5 +1,6 @@
-//! A small queue between sundown's own threads (signal thread → controller, any thread
-//! → stderr writer): a mutex around a `VecDeque` and a condition variable.
+//! The synchronisation sundown's own threads share: [`lock`], which ignores poisoning,
+//! and [`Mailbox`], a small queue between threads (signal thread → controller, any
+//! thread → stderr writer): a mutex around a `VecDeque` and a condition variable.
 //!
 //! `std::sync::mpsc` would do, but every message type instantiates all three of its
 //! channel flavours; this is the one piece of code both queues share, which keeps the
@@ -7,10 +8,14 @@
 //! message back.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::scope::lock;
+/// Locks a mutex, ignoring poisoning: sundown's own critical sections leave their
+/// data consistent even if a user's `Drop` panics inside one.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 pub(crate) struct Mailbox<T> {
     queue: Mutex<VecDeque<T>>,

@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::ambient;
 use crate::error::TimedOut;
 use crate::registry::TaskState;
+use crate::task::ambient;
 
 /// Runs `fut` hidden from cancellation: `#[cancel_safe]` calls and
 /// [`requested`](crate::requested) inside it do not see the scope's shutdown request,
@@ -32,7 +32,7 @@ pub async fn shield<F: Future>(fut: F) -> F::Output {
         return fut.await;
     };
     let restore = here.task.and_then(|key| {
-        let registry = &here.scope.inner.registry;
+        let registry = here.scope.registry();
         registry
             .set_state(key, TaskState::Shielded)
             .map(|previous| RestoreState {
@@ -55,7 +55,7 @@ struct RestoreState {
 
 impl Drop for RestoreState {
     fn drop(&mut self) {
-        self.scope.inner.registry.set_state(self.key, self.previous);
+        self.scope.registry().set_state(self.key, self.previous);
     }
 }
 

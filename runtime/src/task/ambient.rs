@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use crate::registry::SlotKey;
 use crate::scope::Shutdown;
-use crate::task::TaskGuard;
+
+use super::guard::TaskGuard;
 
 #[derive(Clone)]
 pub(crate) struct Ambient {

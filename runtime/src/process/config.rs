@@ -1,0 +1,94 @@
+//! `#[graceful_main]`'s arguments as the runner takes them, and the run-time override
+//! of the budget (`SUNDOWN_TIMEOUT`).
+
+use std::time::Duration;
+
+use crate::duration::{self, Human};
+use crate::scope::FailurePolicy;
+
+/// How `#[graceful_main]` ends a signal-initiated graceful shutdown.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitMode {
+    /// Exit with the code from the table.
+    Code,
+    /// Re-raise the signal with its default disposition (as shells expect of CLI tools).
+    Signal,
+}
+
+/// The tokio runtime flavor.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    MultiThread,
+    CurrentThread,
+}
+
+/// `#[graceful_main]`'s arguments.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct MainConfig {
+    pub name: &'static str,
+    pub timeout: Duration,
+    pub delay: Duration,
+    pub signals: &'static [&'static str],
+    pub dump_signal: Option<&'static str>,
+    pub on_task_failure: FailurePolicy,
+    pub exit: ExitMode,
+    pub flavor: Flavor,
+    pub worker_threads: Option<usize>,
+}
+
+#[cfg(unix)]
+const DEFAULT_SIGNALS: &[&str] = &["SIGINT", "SIGTERM"];
+#[cfg(windows)]
+const DEFAULT_SIGNALS: &[&str] = &[
+    "CTRL_C",
+    "CTRL_BREAK",
+    "CTRL_CLOSE",
+    "CTRL_LOGOFF",
+    "CTRL_SHUTDOWN",
+];
+
+impl MainConfig {
+    /// 9 s fits inside Docker's 10 s stop window and Kubernetes' 30 s grace period.
+    pub const DEFAULT: MainConfig = MainConfig {
+        name: "main",
+        timeout: Duration::from_secs(9),
+        delay: Duration::ZERO,
+        signals: DEFAULT_SIGNALS,
+        dump_signal: None,
+        on_task_failure: FailurePolicy::Log,
+        exit: ExitMode::Code,
+        flavor: Flavor::MultiThread,
+        worker_threads: None,
+    };
+}
+
+/// The environment variable that overrides `timeout` at run time.
+pub(crate) const TIMEOUT_VAR: &str = "SUNDOWN_TIMEOUT";
+
+/// The configuration the program runs with: `SUNDOWN_TIMEOUT` applied, `delay` kept
+/// shorter than the budget. `Err` is the line saying why the program cannot start.
+pub(crate) fn resolve(config: MainConfig) -> Result<(MainConfig, Duration), String> {
+    let budget = match std::env::var(TIMEOUT_VAR) {
+        Ok(text) => duration::parse(&text)
+            .map_err(|why| format!("{TIMEOUT_VAR}=\"{text}\" is not a valid duration ({why})"))?,
+        Err(std::env::VarError::NotPresent) => config.timeout,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(format!("{TIMEOUT_VAR} is not valid UTF-8"));
+        }
+    };
+    let mut config = config;
+    if !config.delay.is_zero() && config.delay >= budget {
+        let delay = budget / 2;
+        crate::output::line(&format!(
+            "delay {} is not shorter than the {} budget; using {}",
+            Human(config.delay),
+            Human(budget),
+            Human(delay)
+        ));
+        config.delay = delay;
+    }
+    Ok((config, budget))
+}

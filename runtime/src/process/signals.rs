@@ -118,7 +118,7 @@ pub(crate) fn install(
         .map_err(|e| format!("cannot start the signal thread: {e}"))
 }
 
-/// Windows console control events, all of which start shutdown.
+/// Windows console control events, with the numbers Windows gives them.
 #[cfg(windows)]
 pub(crate) fn number_of(name: &str) -> Option<i32> {
     Some(match name {
@@ -131,46 +131,88 @@ pub(crate) fn number_of(name: &str) -> Option<i32> {
     })
 }
 
+/// Registers tokio's handler for each named console event (those in `terminate` start
+/// shutdown, `dump` prints the task table) and starts the thread that polls them. The
+/// controller counts the terminating events and forces exit on the second.
 #[cfg(windows)]
 pub(crate) fn install(
-    _terminate: &[&'static str],
-    _dump: Option<&'static str>,
+    terminate: &[&'static str],
+    dump: Option<&'static str>,
     _forced: Arc<AtomicBool>,
     deliver: impl Fn(SignalEvent) + Send + 'static,
 ) -> Result<(), String> {
+    use std::task::{Context, Poll};
+    use tokio::signal::windows;
+
+    type Listener = Box<dyn FnMut(&mut Context<'_>) -> Poll<Option<()>> + Send>;
+    fn listen(name: &str) -> Option<std::io::Result<Listener>> {
+        fn boxed<L: Send + 'static>(
+            mut listener: L,
+            poll: fn(&mut L, &mut Context<'_>) -> Poll<Option<()>>,
+        ) -> Listener {
+            Box::new(move |cx| poll(&mut listener, cx))
+        }
+        Some(match name {
+            "CTRL_C" => windows::ctrl_c().map(|l| boxed(l, windows::CtrlC::poll_recv)),
+            "CTRL_BREAK" => windows::ctrl_break().map(|l| boxed(l, windows::CtrlBreak::poll_recv)),
+            "CTRL_CLOSE" => windows::ctrl_close().map(|l| boxed(l, windows::CtrlClose::poll_recv)),
+            "CTRL_LOGOFF" => {
+                windows::ctrl_logoff().map(|l| boxed(l, windows::CtrlLogoff::poll_recv))
+            }
+            "CTRL_SHUTDOWN" => {
+                windows::ctrl_shutdown().map(|l| boxed(l, windows::CtrlShutdown::poll_recv))
+            }
+            _ => return None,
+        })
+    }
+
     // Console events are delivered through tokio's handlers, polled on a small runtime
     // of our own so that they arrive even when the program's workers are blocked.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the signal runtime: {e}"))?;
+    // Registered before the program starts: an early event is not lost, and an unknown
+    // name or a failed registration stops the program as it does on Unix.
+    let mut listeners: Vec<(&'static str, bool, Listener)> = Vec::new();
+    {
+        let _entered = rt.enter();
+        let dump = dump.filter(|d| !terminate.contains(d));
+        for (name, is_dump) in terminate
+            .iter()
+            .map(|n| (*n, false))
+            .chain(dump.map(|d| (d, true)))
+        {
+            let listener = listen(name)
+                .ok_or_else(|| format!("unknown signal `{name}`"))?
+                .map_err(|e| format!("cannot handle {name}: {e}"))?;
+            listeners.push((name, is_dump, listener));
+        }
+    }
     std::thread::Builder::new()
         .name("sundown-signals".into())
         .spawn(move || {
             rt.block_on(async move {
-                use tokio::signal::windows;
-                let (Ok(mut c), Ok(mut b), Ok(mut cl), Ok(mut l), Ok(mut s)) = (
-                    windows::ctrl_c(),
-                    windows::ctrl_break(),
-                    windows::ctrl_close(),
-                    windows::ctrl_logoff(),
-                    windows::ctrl_shutdown(),
-                ) else {
-                    crate::output::line("cannot install console control handlers");
-                    return;
-                };
                 let mut nth = 0;
                 loop {
-                    let name = tokio::select! {
-                        _ = c.recv() => "CTRL_C",
-                        _ = b.recv() => "CTRL_BREAK",
-                        _ = cl.recv() => "CTRL_CLOSE",
-                        _ = l.recv() => "CTRL_LOGOFF",
-                        _ = s.recv() => "CTRL_SHUTDOWN",
+                    let (name, is_dump) = std::future::poll_fn(|cx| {
+                        for (name, is_dump, listener) in &mut listeners {
+                            // `None` (the handler is gone) is never ready again.
+                            if let Poll::Ready(Some(())) = listener(cx) {
+                                return Poll::Ready((*name, *is_dump));
+                            }
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    let event = if is_dump {
+                        SignalEvent::Dump
+                    } else {
+                        nth += 1;
+                        let number = number_of(name).unwrap_or(0);
+                        SignalEvent::Terminate { name, number, nth }
                     };
-                    nth += 1;
-                    let number = number_of(name).unwrap_or(0);
-                    deliver(SignalEvent::Terminate { name, number, nth });
+                    deliver(event);
                 }
             });
         })

@@ -98,7 +98,7 @@ impl HookStack {
 
 /// Spawns one hook's future and returns its handle; the handle finishes when the hook
 /// (and whatever the caller waits for with it) is done.
-pub(crate) type SpawnHook<'a> = dyn FnMut(HookFuture) -> JoinHandle<()> + 'a;
+pub(crate) type SpawnHook<'a> = dyn FnMut(HookFuture) -> JoinHandle<()> + Send + 'a;
 
 /// Runs the hooks of `stacks` in order (each stack last-registered-first) until
 /// `deadline`.

@@ -605,14 +605,12 @@ impl Registry {
         let mut handles = Vec::new();
         for shard in 0..self.shards.len() {
             let slots = self.lock(shard);
-            let mut index = 0u32;
-            for slot in slots.slots() {
+            for (index, slot) in slots.slots().enumerate() {
                 let this = SlotKey {
-                    index: NonZeroU32::MIN.saturating_add(index),
+                    index: NonZeroU32::MIN.saturating_add(index as u32),
                     shard: shard as u16,
                     generation: slot.generation,
                 };
-                index += 1;
                 if Some(this) == spare {
                     continue;
                 }

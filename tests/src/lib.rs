@@ -86,6 +86,8 @@ pub struct Start<'a> {
     pub unread_stderr: bool,
     /// Close the read end of stderr at once: every write gets EPIPE.
     pub closed_stderr: bool,
+    /// Leave stdout as a pipe nobody reads (then wait for `ready` on stderr).
+    pub unread_stdout: bool,
     /// Wait for the `ready` line.
     pub no_wait: bool,
     /// Run the program under this command (e.g. `["unshare", "--pid", "--fork"]`).
@@ -126,7 +128,15 @@ impl Program {
         let mut child = cmd.spawn().expect("start the fixture");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let out = if opts.unread_stdout {
+            // Keep the pipe open and unread.
+            std::mem::forget(out);
+            None
+        } else {
+            Some(out)
+        };
         std::thread::spawn(move || {
+            let Some(out) = out else { return };
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
                 if tx.send(line).is_err() {
@@ -163,7 +173,9 @@ impl Program {
             signalled_at: None,
             stdout_lines: Vec::new(),
         };
-        if !opts.no_wait {
+        if opts.unread_stdout {
+            p.wait_for_stderr("ready", Duration::from_secs(20));
+        } else if !opts.no_wait {
             p.wait_for_line("ready", Duration::from_secs(20));
         }
         p

@@ -277,6 +277,7 @@ pub(super) fn finish(shared: &Shared, outcome: Outcome) -> ! {
     let quiet = report.cause() == Some(&Cause::MainReturned)
         && exit == ProcessExit::Code(0)
         && report.closes().is_empty()
+        && report.dropped_cleanups().is_empty()
         && untracked == 0;
     if !quiet && !crate::output::report_as_events(&report) {
         text.push_str(&format!("sundown: {report}\n"));

@@ -1,7 +1,7 @@
 //! `#[cancel_safe]`: cleanup then propagate; cancellation that cannot be swallowed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sundown::{Cancelled, Cause, CleanupLoss, FailureKind, Shutdown, TaskState, cancel_safe};
@@ -397,4 +397,85 @@ async fn a_body_stops_at_its_own_awaits_and_at_awaits_hidden_in_macros() {
     // Nothing runs after the cancellation point.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(done.load(Ordering::SeqCst), steps_done);
+}
+
+/// A body that never suspends: the only place it can be cancelled is the entry check.
+#[cancel_safe]
+async fn no_suspend(runs: &AtomicUsize) -> Result<(), Cancelled> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Calls `no_suspend` `n` times in `scope`, swallowing every `Err(Cancelled)`; returns
+/// how many calls returned `Err`.
+async fn swallowing_loop(scope: &Shutdown, runs: &AtomicUsize, n: usize) -> usize {
+    scope
+        .enter(async {
+            let mut errs = 0;
+            for _ in 0..n {
+                if let Err(_swallowed) = no_suspend(runs).await {
+                    errs += 1;
+                }
+            }
+            errs
+        })
+        .await
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_token_cancelled_directly_stops_every_call_even_without_an_await() {
+    let scope = Shutdown::new();
+    let runs = AtomicUsize::new(0);
+    assert_eq!(
+        swallowing_loop(&scope, &runs, 3).await,
+        0,
+        "not cancelled yet"
+    );
+    assert_eq!(runs.swap(0, Ordering::SeqCst), 3);
+
+    scope.token().cancel(); // no `trigger`
+    assert!(scope.is_requested());
+    assert_eq!(swallowing_loop(&scope, &runs, 5).await, 5, "every call");
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the body never ran");
+
+    // The same from inside a tracked task of the scope.
+    let s = scope.clone();
+    let errs = scope
+        .spawn(async move {
+            let runs = AtomicUsize::new(0);
+            let mut errs = 0;
+            for _ in 0..5 {
+                if no_suspend(&runs).await.is_err() {
+                    errs += 1;
+                }
+            }
+            assert!(s.is_requested());
+            (errs, runs.load(Ordering::SeqCst))
+        })
+        .await
+        .unwrap();
+    assert_eq!(errs, (5, 0));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_parent_token_cancelled_directly_stops_every_call_in_its_children() {
+    let parent = Shutdown::new();
+    let before = parent.child();
+    let grandchild = before.child();
+    parent.token().cancel(); // no `trigger`, and on the parent
+    let after = parent.child();
+    for (which, child) in [
+        ("before", &before),
+        ("grandchild", &grandchild),
+        ("after", &after),
+    ] {
+        let runs = AtomicUsize::new(0);
+        assert!(child.is_requested(), "{which}");
+        assert_eq!(swallowing_loop(child, &runs, 5).await, 5, "{which}");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "{which}: the body never ran"
+        );
+    }
 }

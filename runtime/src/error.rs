@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use crate::text::Shown;
+
 /// What started a shutdown.
 ///
 /// Carried by [`Cancelled`] and by the [`Report`](crate::Report), and printed in the
@@ -36,9 +38,9 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::Signal(name) => write!(f, "{name}"),
-            Cause::Trigger(reason) => write!(f, "trigger: {reason}"),
+            Cause::Trigger(reason) => write!(f, "trigger: {}", Shown(reason)),
             Cause::MainReturned => f.write_str("main returned"),
-            Cause::TaskFailed(name) => write!(f, "task `{name}` failed"),
+            Cause::TaskFailed(name) => write!(f, "task `{}` failed", Shown(name)),
             Cause::ShutdownCalled => f.write_str("shutdown() called"),
         }
     }

@@ -51,7 +51,14 @@
 // The attribute docs show the `fn main` the expansion writes, on purpose.
 #![allow(clippy::needless_doctest_main)]
 
-// Layers, lowest first; a module uses only those above it in this list.
+// The modules in layers; each uses only modules of the layers before it:
+// 1. sync, text, duration, error, budget: leaves;
+// 2. registry, report, output: what tasks and shutdowns are, and where lines go;
+// 3. lifecycle, close, scope: one scope's state and the rules that read it;
+// 4. probe, task (ambient context, guard, spawning), shield, cancel_safe;
+// 5. sequence, handle: the steps, and what a `Shutdown` runs;
+// 6. process: `#[graceful_main]`'s runner. (`python3 ../shared/tools/module_cycles.py`
+//    checks there is no cycle.)
 mod budget;
 mod cancel_safe;
 mod close;
@@ -70,6 +77,7 @@ mod sequence;
 mod shield;
 mod sync;
 mod task;
+mod text;
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::duration::Human;
 use crate::error::Cause;
 use crate::registry::{Stats, TaskInfo, TaskState};
+pub(crate) use crate::text::Shown;
 
 /// How many failures a scope keeps in full; the rest are counted.
 pub(crate) const FAILURES_KEPT: usize = 64;
@@ -720,30 +721,6 @@ pub(crate) fn write_task_table(
         writeln!(f, "  … and {} more", tasks.len() - shown.len())?;
     }
     Ok(())
-}
-
-/// A name as sundown prints it: control characters escaped (a name cannot forge a
-/// line of the report) and at most [`NAME_CHARS`] characters.
-pub(crate) struct Shown<'a>(pub(crate) &'a str);
-
-/// The longest name printed whole.
-pub(crate) const NAME_CHARS: usize = 80;
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write;
-        for (i, c) in self.0.chars().enumerate() {
-            if i == NAME_CHARS {
-                return f.write_char('…');
-            }
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                f.write_char(c)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// How many rows of a task table are printed before "… and N more".

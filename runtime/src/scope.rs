@@ -470,14 +470,6 @@ impl Shutdown {
         n
     }
 
-    /// Whether `key` is a live task of this tree.
-    pub(crate) fn has_task(&self, key: SlotKey) -> bool {
-        let mut found = false;
-        self.inner
-            .for_each_scope(&mut |s| found |= s.registry.is_live(key));
-        found
-    }
-
     /// Tells finishing tasks of the tree to wake [`drained`](Self::drained) waiters.
     pub(crate) fn start_draining(&self) {
         self.inner
@@ -497,11 +489,18 @@ impl Shutdown {
         }
     }
 
-    /// Aborts every live tracked task of the tree except `spare` (the caller).
-    pub(crate) fn abort_tasks(&self, spare: Option<SlotKey>) {
+    /// Aborts every live tracked task of the tree except `spare` (the caller: a task
+    /// of that scope).
+    pub(crate) fn abort_tasks(&self, spare: Option<(&Shutdown, SlotKey)>) {
         self.inner.for_each_scope(&mut |s| {
+            let spare =
+                spare.and_then(|(owner, key)| std::ptr::eq(s, &*owner.inner).then_some(key));
             s.registry.abort_all(spare);
         });
+    }
+
+    pub(crate) fn same_scope(&self, other: &Shutdown) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Marks every task still in the tree as blocking its thread.

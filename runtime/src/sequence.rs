@@ -56,18 +56,18 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
 
     let t = Instant::now();
     scope.enter_phase(Phase::Draining);
-    let drained = wait_drained(scope, caller, drain_deadline).await;
+    let drained = wait_drained(scope, caller.as_ref(), drain_deadline).await;
     steps.push(timing(Step::Drain, t, !drained));
 
     let t = Instant::now();
     let mut stragglers = Vec::new();
     if !drained {
-        stragglers = stragglers_of(scope, caller);
+        stragglers = stragglers_of(scope, caller.as_ref());
         scope.cancel_hard();
-        scope.abort_tasks(caller);
+        scope.abort_tasks(caller.as_ref().map(|c| (&c.scope, c.key)));
         let grace = saturating_deadline(Instant::now(), split.abort_grace).min(deadline);
-        if !wait_drained(scope, caller, grace).await {
-            mark_blocking(scope, caller, &mut stragglers);
+        if !wait_drained(scope, caller.as_ref(), grace).await {
+            mark_blocking(scope, caller.as_ref(), &mut stragglers);
         }
     }
     steps.push(timing(Step::Abort, t, !stragglers.is_empty()));
@@ -113,20 +113,31 @@ fn timing(step: Step, since: Instant, hit_deadline: bool) -> StepTiming {
     }
 }
 
-/// The running task, if it is a tracked task of `scope`'s tree: the sequence must
-/// neither wait for it nor abort it.
-fn caller_in(scope: &Shutdown) -> Option<SlotKey> {
-    let key = ambient::current()?.task?;
-    scope.has_task(key).then_some(key)
+/// The running task, if it is a tracked task of `scope`'s tree (directly or inside an
+/// `enter`): the sequence must neither wait for it nor abort it.
+fn caller_in(scope: &Shutdown) -> Option<Caller> {
+    let (own, key) = ambient::running_task()?;
+    scope
+        .tree()
+        .into_iter()
+        .any(|s| s.same_scope(&own))
+        .then_some(Caller { scope: own, key })
 }
 
-fn stragglers_of(scope: &Shutdown, caller: Option<SlotKey>) -> Vec<TaskInfo> {
-    let caller = caller.and_then(|k| {
-        scope
-            .tree()
-            .iter()
-            .find_map(|s| s.registry().snapshot_one(k))
-    });
+/// The task that runs the sequence, when it is one of the scope's own.
+struct Caller {
+    scope: Shutdown,
+    key: SlotKey,
+}
+
+impl Caller {
+    fn is_live(&self) -> bool {
+        self.scope.registry().is_live(self.key)
+    }
+}
+
+fn stragglers_of(scope: &Shutdown, caller: Option<&Caller>) -> Vec<TaskInfo> {
+    let caller = caller.and_then(|c| c.scope.registry().snapshot_one(c.key));
     let mut all = scope.tasks();
     if let Some(c) = caller {
         all.retain(|t| !t.same_task(&c));
@@ -135,7 +146,7 @@ fn stragglers_of(scope: &Shutdown, caller: Option<SlotKey>) -> Vec<TaskInfo> {
 }
 
 /// Tasks still alive after the abort grace cannot be stopped: they block their thread.
-fn mark_blocking(scope: &Shutdown, caller: Option<SlotKey>, stragglers: &mut [TaskInfo]) {
+fn mark_blocking(scope: &Shutdown, caller: Option<&Caller>, stragglers: &mut [TaskInfo]) {
     let still = stragglers_of(scope, caller);
     scope.mark_blocking();
     for t in stragglers.iter_mut() {
@@ -147,15 +158,11 @@ fn mark_blocking(scope: &Shutdown, caller: Option<SlotKey>, stragglers: &mut [Ta
 
 /// Waits until no tracked task of the scope tree but `caller` is alive, or
 /// `deadline`. True when drained.
-pub(crate) async fn wait_drained(
-    scope: &Shutdown,
-    caller: Option<SlotKey>,
-    deadline: Instant,
-) -> bool {
+async fn wait_drained(scope: &Shutdown, caller: Option<&Caller>, deadline: Instant) -> bool {
     let others = || {
         let live = scope.live_tasks();
         match caller {
-            Some(k) if scope.has_task(k) => live.saturating_sub(1),
+            Some(c) if c.is_live() => live.saturating_sub(1),
             _ => live,
         }
     };

@@ -256,11 +256,6 @@ async fn shutdown_from_inside_enter_returns_its_report() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "BUG: `enter` installs an Ambient with `task: None`, so sequence::caller_in \
-            does not see the tracked task it runs in: shutdown(2s) awaited inside \
-            `scope.enter(..)` in a tracked task of that scope waits for its own task until \
-            the drain deadline (1.9s), then aborts it; the code after the .await never runs \
-            and the report is lost (oneshot RecvError)"]
 async fn shutdown_from_enter_inside_a_tracked_task_of_its_own_scope_returns() {
     let scope = Shutdown::new();
     let (tx, rx) = oneshot::channel();
@@ -459,10 +454,6 @@ async fn a_failed_task_or_hook_name_cannot_forge_a_report_line() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "BUG: Cause's Display (error.rs) writes TaskFailed's task name raw: with \
-            FailurePolicy::Shutdown, a failed task named EVIL makes the report's first line \
-            `shutdown (task `evil` + a real newline + `shutdown (SIGTERM) took 0ms of 9s; \
-            exit code 0` failed) took ...`, i.e. two lines start with `shutdown (`"]
 async fn a_failed_task_name_in_the_cause_cannot_forge_a_report_line() {
     let scope = Shutdown::new();
     scope.set_failure_policy(FailurePolicy::Shutdown);
@@ -479,9 +470,6 @@ async fn a_failed_task_name_in_the_cause_cannot_forge_a_report_line() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "BUG: Cause's Display (error.rs) writes TaskFailed's task name whole: with \
-            FailurePolicy::Shutdown, a failed task with a 200 000-char name puts all of it \
-            in the report's first line (the failure line below is shortened by Shown)"]
 async fn a_huge_failed_task_name_in_the_cause_is_shortened() {
     let scope = Shutdown::new();
     scope.set_failure_policy(FailurePolicy::Shutdown);

@@ -194,6 +194,20 @@ pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
     });
 }
 
+/// The tracked task being polled on this thread, if any, with its scope: the innermost
+/// task's own guard on the stack, however many `enter` or `shield` views are above it.
+pub(crate) fn running_task() -> Option<(Shutdown, SlotKey)> {
+    CURRENT
+        .try_with(|c| {
+            c.borrow().iter().rev().find_map(|local| match local {
+                Some(Local::Owner(guard)) => Some((guard.ambient().scope, guard.key())),
+                _ => None,
+            })
+        })
+        .ok()
+        .flatten()
+}
+
 /// Sets the thread-local context for the duration of a blocking closure.
 pub(crate) struct BlockingAmbientGuard {
     previous: Option<Ambient>,

@@ -5,7 +5,7 @@
 //! wedged (a `current_thread` program stuck in a sync loop).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::budget::saturating_deadline;
@@ -17,7 +17,7 @@ use crate::scope::Shutdown;
 use crate::sync::{Mailbox, lock};
 
 use super::config::MainConfig;
-use super::exit::{EXIT_FLUSH, FORCED_EXIT_FLUSH, ProcessEnd, arm_last_resort};
+use super::exit::{EXIT_FLUSH, FORCED_EXIT_FLUSH, ProcessEnd, hard_exit};
 use super::signals::SignalEvent;
 
 /// Messages from the signal thread, the scope and the main thread to the controller.
@@ -65,10 +65,10 @@ impl Shared {
     }
 }
 
-/// The hard deadline is kept within this: the table is printed if there is time.
+/// The hard deadline is kept within this; the table is printed if there is time.
 const HARD_DEADLINE_SLACK: Duration = Duration::from_millis(40);
 
-pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
+pub(crate) fn run(shared: &Arc<Shared>, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
     let mut cancel_at: Option<Instant> = None;
     let mut hard_at: Option<Instant> = None;
     let mut cancel_here_at: Option<Instant> = None;
@@ -84,7 +84,7 @@ pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBo
                 nth: 1,
             })) => {
                 let started = shared.mark_started(Some((name, number)));
-                hard_at.get_or_insert(saturating_deadline(started, shared.budget));
+                arm_hard_deadline(shared, &mut hard_at, started);
                 first_signal_line(shared, name);
                 shared.scope.request(Cause::Signal(name));
                 let delay = shared.config.delay;
@@ -103,7 +103,7 @@ pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBo
             Some(Control::Signal(SignalEvent::Dump)) => dump_tasks(shared),
             Some(Control::Requested) => {
                 let started = shared.mark_started(None);
-                hard_at.get_or_insert(saturating_deadline(started, shared.budget));
+                arm_hard_deadline(shared, &mut hard_at, started);
             }
             None => {
                 let now = Instant::now();
@@ -121,6 +121,29 @@ pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBo
             }
         }
     }
+}
+
+/// Sets the hard deadline once, and arms the last resort for it now, on a thread of its
+/// own, so that nothing has to start at the deadline itself (a million stragglers being
+/// aborted keep both cores busy then): if no end has begun by the deadline plus
+/// [`HARD_DEADLINE_SLACK`], the process ends with 124. An end already under way keeps
+/// its own status and its own last resort.
+fn arm_hard_deadline(shared: &Arc<Shared>, hard_at: &mut Option<Instant>, started: Instant) {
+    if hard_at.is_some() {
+        return;
+    }
+    let at = saturating_deadline(started, shared.budget);
+    *hard_at = Some(at);
+    let shared = shared.clone();
+    let _ = std::thread::Builder::new()
+        .name("sundown-hard-deadline".into())
+        .spawn(move || {
+            let last = at + HARD_DEADLINE_SLACK;
+            std::thread::sleep(last.saturating_duration_since(Instant::now()));
+            if !shared.end.is_ending() {
+                hard_exit(ProcessExit::Code(124).code())
+            }
+        });
 }
 
 /// How long the controller lets a cancel task wait for a worker before it cancels
@@ -163,18 +186,24 @@ fn first_signal_line(shared: &Shared, name: &str) {
 /// The task table, at most [`TABLE_ROWS`] rows, oldest first; `state` overrides each
 /// row's state.
 fn task_table_text(shared: &Shared, header: &str, state: Option<TaskState>) -> String {
+    let (table, total) = table_rows(shared, state);
+    format!("sundown: {header}; {total} task(s) running\n{table}")
+}
+
+/// The rows of the task table (none when no task runs) and how many tasks run.
+fn table_rows(shared: &Shared, state: Option<TaskState>) -> (String, usize) {
     let (mut tasks, total) = shared.scope.oldest_tasks(TABLE_ROWS);
     if let Some(state) = state {
         tasks = tasks.into_iter().map(|t| t.with_state(state)).collect();
     }
-    let mut text = format!("sundown: {header}; {total} task(s) running\n");
+    let mut text = String::new();
     if !tasks.is_empty() {
         let _ = write_task_table(&mut text, &tasks, TABLE_ROWS);
         if total > tasks.len() {
             text.push_str(&format!("  … and {} more\n", total - tasks.len()));
         }
     }
-    text
+    (text, total)
 }
 
 fn dump_tasks(shared: &Shared) {
@@ -203,17 +232,15 @@ fn forced_exit(shared: &Shared, name: &str, number: i32) -> ! {
 
 fn hard_deadline_exit(shared: &Shared) -> ! {
     let exit = ProcessExit::Code(124);
-    // Whatever building the table costs (a million tasks), the deadline holds.
-    arm_last_resort(exit.code(), HARD_DEADLINE_SLACK);
     // The runtime did not finish the sequence in time: whatever is still registered is
     // holding a thread that aborting cannot free.
-    let text = task_table_text(
-        shared,
-        &format!(
-            "the {} shutdown budget ran out with the runtime still busy: {exit}",
-            Human(shared.budget)
-        ),
-        Some(TaskState::Blocking),
-    );
+    // The line first: the table of a million tasks takes a while to build, and the
+    // hard-deadline thread does not wait for it.
+    crate::output::stderr(&format!(
+        "sundown: the {} shutdown budget ran out with the runtime still busy: {exit}\n",
+        Human(shared.budget)
+    ));
+    let (table, total) = table_rows(shared, Some(TaskState::Blocking));
+    let text = format!("sundown: {total} task(s) still running:\n{table}");
     shared.end.end(exit, &text, EXIT_FLUSH)
 }

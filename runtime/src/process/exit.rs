@@ -32,6 +32,11 @@ impl ProcessEnd {
         }
     }
 
+    /// Whether an end has begun (its status decided).
+    pub(crate) fn is_ending(&self) -> bool {
+        self.ending.load(Ordering::Acquire)
+    }
+
     /// Ends the process once with `exit`, after writing `text` (which states it). A
     /// later caller waits for the first one's end.
     pub(crate) fn end(&self, exit: ProcessExit, text: &str, flush: Duration) -> ! {

@@ -163,6 +163,43 @@ impl Shutdown {
         crate::sequence::run(self, budget, crate::sequence::Mode::Shutdown).await
     }
 
+    /// Waits for every tracked task of this scope (and its children) to finish on its
+    /// own, **without cancelling** anything, then runs the close hooks, and returns the
+    /// report: what a batch tool needs at its end ("1000 notifications launched: wait
+    /// for them"). Like closing a `TaskTracker` and waiting on it, or leaving a Trio
+    /// nursery; tasks may still spawn helpers while it waits.
+    ///
+    /// The calling task is not waited for (main's body, or a tracked task joining its
+    /// own scope). If the tasks are still running when only a tenth of `budget` is left
+    /// before the drain deadline, the join continues as [`shutdown`](Shutdown::shutdown)
+    /// would: it cancels the scope (the tasks get that tenth to stop on
+    /// [`requested`](Shutdown::requested)), aborts the stragglers and runs the close
+    /// hooks. The report then says so: its [`Step::Join`](crate::Step::Join) hit its
+    /// deadline, the summary says how many tasks were cancelled, and the exit code is
+    /// 124. Either way the scope is done afterwards: requested, with cause
+    /// [`Cause::JoinCalled`](crate::Cause::JoinCalled) unless something else started it
+    /// first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// for n in 0..5u64 {
+    ///     scope.spawn_named(format!("job-{n}"), async move {
+    ///         tokio::time::sleep(Duration::from_secs(n)).await; // runs to its end
+    ///     });
+    /// }
+    /// let report = scope.join(Duration::from_secs(30)).await;
+    /// assert_eq!(report.stats().completed, 5);
+    /// assert_eq!(report.stats().cancelled, 0);
+    /// assert_eq!(report.exit_code(), 0);
+    /// # }
+    /// ```
+    pub async fn join(&self, budget: Duration) -> Report {
+        crate::sequence::run(self, budget, crate::sequence::Mode::Join).await
+    }
+
     /// Spawns `fut` as a tracked task of this scope, named after the future's type
     /// (`poll_feed` for `poll_feed(..)`), located at the caller's line. Returns tokio's
     /// own `JoinHandle`. A panic is reported with the task's name and location.

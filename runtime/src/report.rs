@@ -31,6 +31,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Step {
+    /// [`Shutdown::join`](crate::Shutdown::join): wait for the tasks to finish on their
+    /// own, without cancelling. It hit its deadline when the budget ran out first.
+    Join,
     /// Keep serving after readiness went false (`delay`).
     Delay,
     /// Cancel the scope's token.
@@ -46,6 +49,7 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Step::Join => "join",
             Step::Delay => "delay",
             Step::Cancel => "cancel",
             Step::Drain => "drain",
@@ -459,6 +463,8 @@ pub struct Report {
     pub(crate) total: Duration,
     pub(crate) steps: Vec<StepTiming>,
     pub(crate) stragglers: Vec<TaskInfo>,
+    /// Tasks still running when `join` ran out of budget (and cancelled them).
+    pub(crate) unjoined: usize,
     pub(crate) failures: Vec<Failure>,
     pub(crate) failures_total: u64,
     pub(crate) dropped_cleanups: Vec<DroppedCleanup>,
@@ -635,7 +641,8 @@ impl Report {
         self.stats
     }
 
-    /// True when the budget ran out: stragglers were aborted or a close hook timed out.
+    /// True when the budget ran out: a [`join`](crate::Shutdown::join) had to cancel,
+    /// stragglers were aborted or a close hook timed out.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -645,14 +652,16 @@ impl Report {
     /// # }
     /// ```
     pub fn budget_exceeded(&self) -> bool {
-        !self.stragglers.is_empty()
+        self.unjoined > 0
+            || !self.stragglers.is_empty()
             || self
                 .closes
                 .iter()
                 .any(|c| matches!(c.outcome, CloseOutcome::TimedOut | CloseOutcome::Skipped))
     }
 
-    /// `124` when the budget ran out, else `1` when a task or close hook failed, else `0`.
+    /// `124` when the budget ran out (see [`budget_exceeded`](Report::budget_exceeded)),
+    /// else `1` when a task or close hook failed, else `0`.
     /// In the report `#[graceful_main]` prints, the code the process exits with (which
     /// also counts main's own result), and the report's last line says the same.
     ///
@@ -774,6 +783,13 @@ impl fmt::Display for Report {
             }
         }
         writeln!(f)?;
+        if self.unjoined > 0 {
+            writeln!(
+                f,
+                "the budget ran out while joining: {} task(s) still running were cancelled",
+                self.unjoined
+            )?;
+        }
         if !self.stragglers.is_empty() {
             let blocking = self
                 .stragglers

@@ -70,6 +70,7 @@ mod sequence;
 mod shield;
 mod sync;
 mod task;
+mod testing;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -246,6 +247,10 @@ pub use sundown_macros::graceful_main;
 #[doc(inline)]
 pub use sundown_macros::cancel_safe;
 
+#[doc = include_str!("test_docs.md")]
+#[doc(inline)]
+pub use sundown_macros::test;
+
 /// What the attributes' expansion calls. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
@@ -261,6 +266,7 @@ pub mod __private {
     pub use crate::process::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::registry::TaskOutcome;
     pub use crate::scope::FailurePolicy;
+    pub use crate::testing::{TestConfig, run_test, test_runtime};
     pub use tokio_util::sync::CancellationToken;
 
     use std::future::Future;

@@ -755,6 +755,24 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// The first line of a text, at most [`LINE_CHARS`] characters, with `…` when cut.
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+
+/// The longest failure line a report prints whole.
+pub(crate) const LINE_CHARS: usize = 200;
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = self.0.lines().next().unwrap_or("");
+        let cut = line.char_indices().nth(LINE_CHARS).map(|(i, _)| i);
+        match cut {
+            Some(i) => write!(f, "{}…", &line[..i]),
+            None if line.len() < self.0.trim_end().len() => write!(f, "{line} …"),
+            None => f.write_str(line),
+        }
+    }
+}
+
 /// How many rows of a task table are printed before "… and N more".
 pub(crate) const TABLE_ROWS: usize = 50;
 
@@ -817,8 +835,9 @@ impl fmt::Display for Report {
         }
         if self.failures_total > 0 {
             writeln!(f, "{} task failure(s):", self.failures_total)?;
+            // One line each: the full text was printed when the failure happened.
             for x in &self.failures {
-                writeln!(f, "  {x}")?;
+                writeln!(f, "  {}", OneLine(&x.to_string()))?;
             }
             let rest = self.failures_total - self.failures.len() as u64;
             if rest > 0 {
@@ -844,5 +863,20 @@ impl fmt::Display for Report {
             Some(exit) => write!(f, "{exit}"),
             None => write!(f, "exit code {}", self.exit_code()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OneLine;
+
+    #[test]
+    fn a_failure_line_is_one_line_cut_with_an_ellipsis() {
+        assert_eq!(OneLine("disk full").to_string(), "disk full");
+        assert_eq!(OneLine("Error {\n    code: 5,\n}").to_string(), "Error { …");
+        let long = "x".repeat(300);
+        let shown = OneLine(&long).to_string();
+        assert_eq!(shown.chars().count(), 201);
+        assert!(shown.ends_with('…'));
     }
 }

@@ -88,6 +88,8 @@ fn run_boxed<'a>(
     });
     // Untracked tasks still pending are destroyed here, as at the end of a program.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    // The failure lines printed as they happened come before the verdict.
+    crate::output::flush(Duration::from_millis(200));
     let verdict = verdict(config.name, &report, untracked);
     match body {
         Err(payload) => {

@@ -170,8 +170,17 @@ mod fixtures {
 
 /// Runs `fixtures::<name>` alone in a child process; its exit status and output.
 fn run_fixture(name: &str) -> (bool, String) {
+    run_fixture_with(name, None)
+}
+
+fn run_fixture_with(name: &str, backtrace: Option<&str>) -> (bool, String) {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    let mut command = Command::new(exe);
+    command.env_remove("RUST_BACKTRACE");
+    if let Some(b) = backtrace {
+        command.env("RUST_BACKTRACE", b);
+    }
+    let out = command
         .args([
             "--exact",
             &format!("fixtures::{name}"),
@@ -179,7 +188,6 @@ fn run_fixture(name: &str) -> (bool, String) {
             "--test-threads=1",
         ])
         .env("SUNDOWN_TEST_FIXTURE", "1")
-        .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap();
     let text = format!(
@@ -252,6 +260,27 @@ fn must_fail_a_detached_err() {
             "returned Err: writing the report",
         ],
     );
+}
+
+/// With `RUST_BACKTRACE=1`, anyhow's `{:?}` carries a backtrace: a task's failure is
+/// its message chain instead, printed in full once as it happens, one line in the report.
+#[test]
+fn a_task_error_is_its_message_chain_once_without_the_backtrace() {
+    let (passed, text) = run_fixture_with("detached_err", Some("1"));
+    assert!(!passed, "{text}");
+    assert!(!text.contains("Stack backtrace:"), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("disk full")).collect();
+    assert_eq!(lines.len(), 2, "the live line and the report's: {text}");
+    assert!(
+        lines[0].starts_with("sundown: task `send_report`"),
+        "{text}"
+    );
+    for line in lines {
+        assert!(
+            line.ends_with("returned Err: writing the report: disk full"),
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -260,6 +260,44 @@ impl Shutdown {
         )
     }
 
+    /// Spawns a tracked task whose handle nobody keeps, so that its `Err` is sundown's
+    /// to report: a failure (name, location, the error's `{:?}`) counted in the report
+    /// and the exit code, and under [`FailurePolicy::Shutdown`](crate::FailurePolicy)
+    /// the start of the shutdown. The runtime-API form of `tokio::spawn(f());` as a
+    /// statement under the attributes. A kept `JoinHandle` cannot say whether it was
+    /// awaited, so an `Err` returned to one is the holder's: use this instead of
+    /// `drop(scope.spawn(f()))` (see "Errors from kept handles" in the README).
+    /// An `Err` that carries the cancellation of a `#[cancel_safe]` call the task made
+    /// counts as cancelled, not failed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// scope.spawn_detached("send report", async { Err::<(), _>("disk full") });
+    /// let report = scope.shutdown(Duration::from_secs(1)).await;
+    /// assert_eq!(report.failures()[0].task(), "send report");
+    /// assert_eq!(report.exit_code(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_detached<F, T, E>(&self, name: impl Into<Cow<'static, str>>, fut: F)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Debug + Send + 'static,
+    {
+        drop(task::spawn(
+            self,
+            task::TaskName::Given(name.into()),
+            Location::caller(),
+            fut,
+            probe::DebugResult,
+            true,
+        ));
+    }
+
     /// Runs a blocking closure on tokio's blocking pool as a tracked task. A blocking
     /// job cannot be interrupted: if it is still running at the drain deadline it is
     /// reported as blocking, and the process exits without waiting for it.

@@ -140,12 +140,7 @@ fn caller_in(scope: &Shutdown) -> Option<SlotKey> {
 }
 
 fn stragglers_of(scope: &Shutdown, caller: Option<SlotKey>) -> Vec<TaskInfo> {
-    let caller = caller.and_then(|k| {
-        scope
-            .tree()
-            .iter()
-            .find_map(|s| s.registry().snapshot_one(k))
-    });
+    let caller = caller.and_then(|k| scope.task_info(k));
     let mut all = scope.tasks();
     if let Some(c) = caller {
         all.retain(|t| !t.same_task(&c));

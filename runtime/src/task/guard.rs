@@ -115,7 +115,7 @@ impl TaskGuard {
     }
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
-        match self.scope().registry().snapshot_one(self.key) {
+        match self.scope().task_info(self.key) {
             Some(t) => (Cow::Owned(t.name().to_owned()), t.location()),
             None => (Cow::Borrowed("task"), Location::caller()),
         }

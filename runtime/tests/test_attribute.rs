@@ -151,6 +151,14 @@ mod fixtures {
     }
 
     #[sundown::test]
+    pub(super) async fn handle_dropped_in_the_statement() {
+        if !armed() {
+            return;
+        }
+        drop(tokio::spawn(send_report()));
+    }
+
+    #[sundown::test]
     pub(super) async fn close_hook_failed() {
         if !armed() {
             return;
@@ -259,6 +267,14 @@ fn must_fail_a_detached_err() {
             "task `send_report`",
             "returned Err: writing the report",
         ],
+    );
+}
+
+#[test]
+fn must_fail_an_err_whose_handle_is_dropped_in_the_statement() {
+    assert_fails_saying(
+        "handle_dropped_in_the_statement",
+        &["task `send_report`", "returned Err: writing the report: disk full"],
     );
 }
 

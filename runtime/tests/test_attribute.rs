@@ -182,7 +182,7 @@ fn run_fixture(name: &str) -> (bool, String) {
 }
 
 fn run_fixture_with(name: &str, backtrace: Option<&str>) -> (bool, String) {
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no test binary: {e}"));
     let mut command = Command::new(exe);
     command.env_remove("RUST_BACKTRACE");
     if let Some(b) = backtrace {
@@ -197,7 +197,7 @@ fn run_fixture_with(name: &str, backtrace: Option<&str>) -> (bool, String) {
         ])
         .env("SUNDOWN_TEST_FIXTURE", "1")
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run the test binary: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -274,7 +274,10 @@ fn must_fail_a_detached_err() {
 fn must_fail_an_err_whose_handle_is_dropped_in_the_statement() {
     assert_fails_saying(
         "handle_dropped_in_the_statement",
-        &["task `send_report`", "returned Err: writing the report: disk full"],
+        &[
+            "task `send_report`",
+            "returned Err: writing the report: disk full",
+        ],
     );
 }
 
@@ -325,12 +328,12 @@ fn unarmed_fixtures_pass() {
 }
 
 fn run_fixture_unarmed(name: &str) -> (bool, String) {
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no test binary: {e}"));
     let out = Command::new(exe)
         .args(["--exact", &format!("fixtures::{name}")])
         .env_remove("SUNDOWN_TEST_FIXTURE")
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run the test binary: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

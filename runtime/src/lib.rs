@@ -40,6 +40,15 @@
 //! 5. close hooks ([`on_close`]) in reverse order, each bounded;
 //! 6. report and exit (`#[graceful_main]`).
 //!
+//! ## Tests and libraries
+//! - [`#[sundown::test]`](macro@test): `#[tokio::test]` with a scope; the test fails when a
+//!   task had to be aborted, a tracked task failed silently, a close hook failed or
+//!   untracked tasks were left alive.
+//! - [`Shutdown::join`]: wait for the tracked tasks to finish on their own, without
+//!   cancelling (a batch's end), then close.
+//! - [`Shutdown::child_named`]: a library's own scope inside the application's, its tasks
+//!   listed as `name/task`, shut down with the application or alone.
+//!
 //! ## Features
 //! - `systemd`: `READY=1`, `STOPPING=1` and `WATCHDOG=1` to systemd when
 //!   `NOTIFY_SOCKET` is set.

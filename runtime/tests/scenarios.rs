@@ -173,3 +173,26 @@ async fn close_then_wait_waits_without_cancelling() {
         "joining a group leaves its parent alone"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_policy_set_on_a_child_stops_only_that_child() {
+    let root = Shutdown::new();
+    let http = serve(&root, "http");
+    let jobs = root.child_named("jobs");
+    jobs.set_failure_policy(FailurePolicy::Shutdown);
+    assert_eq!(root.failure_policy(), FailurePolicy::Log);
+    assert_eq!(jobs.child().failure_policy(), FailurePolicy::Shutdown);
+    let idle = serve(&jobs, "idle");
+    jobs.spawn_detached("import", async { Err::<(), _>("bad row") });
+    jobs.requested().await;
+    assert_eq!(jobs.cause(), Some(Cause::TaskFailed("jobs/import".into())));
+    let report = jobs.shutdown(Duration::from_secs(1)).await;
+    assert!(idle.is_finished());
+    assert_eq!(report.failure_count(), 1);
+    assert!(!root.is_requested() && !http.is_finished());
+    assert_eq!(
+        root.stats().failed,
+        1,
+        "the child's failure still counts at the root"
+    );
+}

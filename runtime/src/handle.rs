@@ -144,9 +144,9 @@ impl Shutdown {
 
     /// Runs the shutdown sequence and returns its report: requests shutdown if nobody
     /// has (cause [`Cause::ShutdownCalled`](crate::Cause::ShutdownCalled)), waits for
-    /// the tasks to drain, aborts those still running at the drain deadline (and reports those that do not stop even
-    /// then as blocking their thread), then runs the close hooks in reverse order, each
-    /// bounded — all inside `budget`.
+    /// the tasks to drain, aborts those still running at the drain deadline (and
+    /// reports those that do not stop even then as blocking their thread), then runs
+    /// the close hooks in reverse order, each bounded — all inside `budget`.
     ///
     /// ```
     /// use std::time::Duration;

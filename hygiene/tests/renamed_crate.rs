@@ -60,3 +60,11 @@ fn the_entry_points_compile_to_plain_functions() {
     let entry_points: [fn(); 2] = [program, unit_program];
     assert_eq!(entry_points.len(), 2);
 }
+
+#[sundown_renamed::test(crate = "::sundown_renamed", flavor = "current_thread")]
+async fn the_test_attribute_expands_through_the_renamed_crate() {
+    let handle = tokio::spawn(async { 7 });
+    assert_eq!(handle.await.ok(), Some(7));
+    let scope = Shutdown::current();
+    assert_eq!(scope.stats().completed, 1, "the spawn was tracked");
+}

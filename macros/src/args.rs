@@ -150,7 +150,7 @@ fn parse_pairs(args: TokenStream) -> syn::Result<Vec<RawArg>> {
 
 /// Reports unknown, repeated and valueless keys, and hands every other pair to `interpret`
 /// in source order, so errors come out in the order they are written.
-fn for_each_known(
+pub(crate) fn for_each_known(
     pairs: Vec<RawArg>,
     attribute: &str,
     keys: &[&str],
@@ -209,6 +209,7 @@ fn example(key: &str) -> &'static str {
         "exit" => "\"code\"",
         "flavor" => "\"multi_thread\"",
         "worker_threads" => "4",
+        "start_paused" => "true",
         "crate" => "\"::sundown\"",
         "cleanup" => "conn.close()",
         "token" => "my_token",
@@ -299,7 +300,7 @@ pub(crate) fn parse_main(args: TokenStream) -> (MainArgs, Errors) {
 }
 
 /// Wraps a checked value with the tokens of the pair it was written in.
-fn setting_of<T>(pair: &TokenStream) -> impl Fn(T) -> Setting<T> + '_ {
+pub(crate) fn setting_of<T>(pair: &TokenStream) -> impl Fn(T) -> Setting<T> + '_ {
     move |value| Setting {
         value,
         pair: pair.clone(),
@@ -464,7 +465,12 @@ fn expected_string(key: &str, value: &Expr) -> String {
     )
 }
 
-fn duration_value(key: &str, value: &Expr, zero_allowed: bool, errors: &mut Errors) -> Option<u64> {
+pub(crate) fn duration_value(
+    key: &str,
+    value: &Expr,
+    zero_allowed: bool,
+    errors: &mut Errors,
+) -> Option<u64> {
     let lit = string_value(key, value, errors)?;
     match duration::parse_millis(&lit.value()) {
         Ok(0) if !zero_allowed => {
@@ -479,7 +485,7 @@ fn duration_value(key: &str, value: &Expr, zero_allowed: bool, errors: &mut Erro
     }
 }
 
-fn choice<T: Copy>(
+pub(crate) fn choice<T: Copy>(
     key: &str,
     value: &Expr,
     choices: &[(&str, T)],
@@ -503,7 +509,7 @@ fn choice<T: Copy>(
     None
 }
 
-fn worker_threads(value: &Expr, errors: &mut Errors) -> Option<usize> {
+pub(crate) fn worker_threads(value: &Expr, errors: &mut Errors) -> Option<usize> {
     let parsed = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -605,7 +611,7 @@ fn signal_name(lit: &LitStr, errors: &mut Errors) -> Option<String> {
     None
 }
 
-fn crate_path(value: &Expr, errors: &mut Errors) -> Option<syn::Path> {
+pub(crate) fn crate_path(value: &Expr, errors: &mut Errors) -> Option<syn::Path> {
     let lit = string_value("crate", value, errors)?;
     match lit.parse_with(syn::Path::parse_mod_style) {
         Ok(mut path) => {

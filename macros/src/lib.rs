@@ -16,6 +16,7 @@ mod proptests;
 mod signature;
 mod spawn_rewrite;
 mod suggest;
+mod test_attr;
 mod walk;
 
 use proc_macro::TokenStream;
@@ -25,6 +26,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn graceful_main(args: TokenStream, item: TokenStream) -> TokenStream {
     graceful_main::expand(args.into(), item.into()).into()
+}
+
+/// Runs an `async fn` as a test in a scope of its own, failing it when the scope does
+/// not shut down cleanly. See `sundown::test`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }
 
 /// Makes an `async fn` return `Err(Cancelled)` promptly when its scope shuts down,

@@ -99,10 +99,16 @@ impl Visitor for SpawnRewriter<'_> {
 }
 
 /// The spawn call of a statement that discards the handle where it is made:
-/// `tokio::spawn(x);` or `let _ = tokio::spawn(x);`.
+/// `tokio::spawn(x);`, `let _ = tokio::spawn(x);` or `drop(tokio::spawn(x));`.
 fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnKind)> {
     let expr = match stmt {
-        Stmt::Expr(expr, Some(_)) => expr,
+        Stmt::Expr(expr, Some(_)) => {
+            if is_drop_call(expr) {
+                drop_argument(expr)?
+            } else {
+                expr
+            }
+        }
         Stmt::Local(local) if discards(&local.pat) => match &mut local.init {
             Some(init) if init.diverge.is_none() => &mut *init.expr,
             _ => return None,
@@ -111,6 +117,34 @@ fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnKind)> {
     };
     let kind = spawn_kind(expr)?;
     Some((expr, kind))
+}
+
+/// The argument of `drop(arg)` (`std::mem::drop`, `core::mem::drop`).
+fn drop_argument(expr: &mut Expr) -> Option<&mut Expr> {
+    match expr {
+        Expr::Call(call) => call.args.first_mut(),
+        _ => None,
+    }
+}
+
+/// Whether `expr` is `drop(arg)` (`std::mem::drop`, `core::mem::drop`).
+fn is_drop_call(expr: &Expr) -> bool {
+    let Expr::Call(ExprCall { func, args, .. }) = expr else {
+        return false;
+    };
+    let Expr::Path(path) = &**func else {
+        return false;
+    };
+    let names: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    args.len() == 1
+        && path.qself.is_none()
+        && matches!(names.as_slice(), ["drop"] | ["std" | "core", "mem", "drop"])
 }
 
 fn discards(pat: &Pat) -> bool {
@@ -355,6 +389,30 @@ mod tests {
                 spawned("h", false),
             ]
         );
+    }
+
+    #[test]
+    fn dropping_the_handle_in_the_statement_is_detached() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn main() {
+                drop(tokio::spawn(a()));
+                std::mem::drop(tokio::spawn(b()));
+                ::core::mem::drop(tokio::task::spawn_blocking(c));
+                let kept = drop(tokio::spawn(d()));
+                other::drop(tokio::spawn(e()));
+            }
+        });
+        let detached: Vec<(String, bool)> = spawns.into_iter().map(|(n, d, _)| (n, d)).collect();
+        let expected = [
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("d", false),
+            ("e", false),
+        ];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|&(n, d)| (n.to_owned(), d)).collect();
+        assert_eq!(detached, expected);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //!   (90% outside the process runner). A drain that ends early hands its time to the
 //!   hooks.
 //!
+//! `join` waits without cancelling until the drain deadline less 10% of the budget
+//! ([`BudgetSplit::join`]): if it has to cancel, tasks that stop on `requested()` still
+//! get that tenth to wind down before stragglers are aborted.
+//!
 //! Arithmetic saturates: a budget of `Duration::MAX` is a budget with no deadline in
 //! practice, never an overflow.
 
@@ -84,6 +88,12 @@ impl BudgetSplit {
         }
     }
 
+    /// How long `join` waits without cancelling: the drain less two shares, which the
+    /// tasks get after the cancel if the join runs out.
+    pub(crate) fn join(&self) -> Duration {
+        self.drain.saturating_sub(share(self.budget) * 2)
+    }
+
     /// What the sequence (steps 2 to 5) may use: the budget less the teardown.
     pub(crate) fn sequence(&self) -> Duration {
         self.budget.saturating_sub(self.teardown)
@@ -150,6 +160,16 @@ mod tests {
             split.drain + split.abort_grace + Duration::from_secs(2),
             budget
         );
+    }
+
+    #[test]
+    fn join_leaves_a_tenth_of_the_budget_for_the_cancelled_drain() {
+        let budget = Duration::from_secs(10);
+        let split = BudgetSplit::new(budget, HookReserve::default(), false);
+        assert_eq!(split.join(), Duration::from_millis(8_500));
+        assert_eq!(split.drain - split.join(), Duration::from_secs(1));
+        let tiny = BudgetSplit::new(Duration::from_millis(1), HookReserve::default(), false);
+        assert!(tiny.join() <= tiny.drain);
     }
 
     #[test]

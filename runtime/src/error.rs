@@ -32,6 +32,9 @@ pub enum Cause {
     /// [`Shutdown::shutdown`](crate::Shutdown::shutdown) was called on a scope nobody had
     /// triggered.
     ShutdownCalled,
+    /// [`Shutdown::join`](crate::Shutdown::join) was called on a scope nobody had
+    /// triggered: its tasks finished on their own (or the budget ran out).
+    JoinCalled,
 }
 
 impl fmt::Display for Cause {
@@ -42,6 +45,7 @@ impl fmt::Display for Cause {
             Cause::MainReturned => f.write_str("main returned"),
             Cause::TaskFailed(name) => write!(f, "task `{}` failed", Shown(name)),
             Cause::ShutdownCalled => f.write_str("shutdown() called"),
+            Cause::JoinCalled => f.write_str("join() called"),
         }
     }
 }

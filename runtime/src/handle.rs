@@ -143,10 +143,10 @@ impl Shutdown {
     }
 
     /// Runs the shutdown sequence and returns its report: requests shutdown if nobody
-    /// has (cause [`Cause::ShutdownCalled`]), waits for the tasks to drain, aborts those
-    /// still running at the drain deadline (and reports those that do not stop even
-    /// then as blocking their thread), then runs the close hooks in reverse order, each
-    /// bounded — all inside `budget`.
+    /// has (cause [`Cause::ShutdownCalled`](crate::Cause::ShutdownCalled)), waits for
+    /// the tasks to drain, aborts those still running at the drain deadline (and
+    /// reports those that do not stop even then as blocking their thread), then runs
+    /// the close hooks in reverse order, each bounded — all inside `budget`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -161,6 +161,43 @@ impl Shutdown {
     /// ```
     pub async fn shutdown(&self, budget: Duration) -> Report {
         crate::sequence::run(self, budget, crate::sequence::Mode::Shutdown).await
+    }
+
+    /// Waits for every tracked task of this scope (and its children) to finish on its
+    /// own, **without cancelling** anything, then runs the close hooks, and returns the
+    /// report: what a batch tool needs at its end ("1000 notifications launched: wait
+    /// for them"). Like closing a `TaskTracker` and waiting on it, or leaving a Trio
+    /// nursery; tasks may still spawn helpers while it waits.
+    ///
+    /// The calling task is not waited for (main's body, or a tracked task joining its
+    /// own scope). If the tasks are still running when only a tenth of `budget` is left
+    /// before the drain deadline, the join continues as [`shutdown`](Shutdown::shutdown)
+    /// would: it cancels the scope (the tasks get that tenth to stop on
+    /// [`requested`](Shutdown::requested)), aborts the stragglers and runs the close
+    /// hooks. The report then says so: its [`Step::Join`](crate::Step::Join) hit its
+    /// deadline, the summary says how many tasks were cancelled, and the exit code is
+    /// 124. Either way the scope is done afterwards: requested, with cause
+    /// [`Cause::JoinCalled`](crate::Cause::JoinCalled) unless something else started it
+    /// first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// for n in 0..5u64 {
+    ///     scope.spawn_named(format!("job-{n}"), async move {
+    ///         tokio::time::sleep(Duration::from_secs(n)).await; // runs to its end
+    ///     });
+    /// }
+    /// let report = scope.join(Duration::from_secs(30)).await;
+    /// assert_eq!(report.stats().completed, 5);
+    /// assert_eq!(report.stats().cancelled, 0);
+    /// assert_eq!(report.exit_code(), 0);
+    /// # }
+    /// ```
+    pub async fn join(&self, budget: Duration) -> Report {
+        crate::sequence::run(self, budget, crate::sequence::Mode::Join).await
     }
 
     /// Spawns `fut` as a tracked task of this scope, named after the future's type
@@ -221,6 +258,44 @@ impl Shutdown {
             probe::AnyOutput,
             false,
         )
+    }
+
+    /// Spawns a tracked task whose handle nobody keeps, so that its `Err` is sundown's
+    /// to report: a failure (name, location, the error's `{:?}`) counted in the report
+    /// and the exit code, and under [`FailurePolicy::Shutdown`](crate::FailurePolicy)
+    /// the start of the shutdown. The runtime-API form of `tokio::spawn(f());` as a
+    /// statement under the attributes. A kept `JoinHandle` cannot say whether it was
+    /// awaited, so an `Err` returned to one is the holder's: use this instead of
+    /// `drop(scope.spawn(f()))` (see "Errors from kept handles" in the README).
+    /// An `Err` that carries the cancellation of a `#[cancel_safe]` call the task made
+    /// counts as cancelled, not failed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// scope.spawn_detached("send report", async { Err::<(), _>("disk full") });
+    /// let report = scope.shutdown(Duration::from_secs(1)).await;
+    /// assert_eq!(report.failures()[0].task(), "send report");
+    /// assert_eq!(report.exit_code(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_detached<F, T, E>(&self, name: impl Into<Cow<'static, str>>, fut: F)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Debug + Send + 'static,
+    {
+        drop(task::spawn(
+            self,
+            task::TaskName::Given(name.into()),
+            Location::caller(),
+            fut,
+            probe::DebugResult,
+            true,
+        ));
     }
 
     /// Runs a blocking closure on tokio's blocking pool as a tracked task. A blocking

@@ -40,6 +40,15 @@
 //! 5. close hooks ([`on_close`]) in reverse order, each bounded;
 //! 6. report and exit (`#[graceful_main]`).
 //!
+//! ## Tests and libraries
+//! - [`#[sundown::test]`](macro@test): `#[tokio::test]` with a scope; the test fails when a
+//!   task had to be aborted, a tracked task failed silently, a close hook failed or
+//!   untracked tasks were left alive.
+//! - [`Shutdown::join`]: wait for the tracked tasks to finish on their own, without
+//!   cancelling (a batch's end), then close.
+//! - [`Shutdown::child_named`]: a library's own scope inside the application's, its tasks
+//!   listed as `name/task`, shut down with the application or alone.
+//!
 //! ## Features
 //! - `systemd`: `READY=1`, `STOPPING=1` and `WATCHDOG=1` to systemd when
 //!   `NOTIFY_SOCKET` is set.
@@ -77,6 +86,7 @@ mod sequence;
 mod shield;
 mod sync;
 mod task;
+mod testing;
 mod text;
 
 use std::borrow::Cow;
@@ -254,6 +264,10 @@ pub use sundown_macros::graceful_main;
 #[doc(inline)]
 pub use sundown_macros::cancel_safe;
 
+#[doc = include_str!("test_docs.md")]
+#[doc(inline)]
+pub use sundown_macros::test;
+
 /// What the attributes' expansion calls. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
@@ -269,6 +283,7 @@ pub mod __private {
     pub use crate::process::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::registry::TaskOutcome;
     pub use crate::scope::FailurePolicy;
+    pub use crate::testing::{TestConfig, run_test, test_runtime};
     pub use tokio_util::sync::CancellationToken;
 
     use std::future::Future;

@@ -35,8 +35,16 @@ pub fn probe_fn<F: FnOnce() -> R, R>(_: &F) -> OutputProbe<R> {
 /// spawn site: a task's future carries its classifier at no cost in size.
 #[doc(hidden)]
 pub trait Classify<O>: Copy + Send + Sync + 'static {
-    /// Counts `output`.
+    /// Counts `output`; a failure carries the error's `{:?}` (main's `Err` is printed
+    /// with it, as std does).
     fn classify(self, output: &O) -> TaskOutcome;
+
+    /// Counts a task's `output`; a failure carries what its report line says: for an
+    /// error type, its message chain (`writing report: disk full`) without the
+    /// backtrace `anyhow`'s `{:?}` adds under `RUST_BACKTRACE=1`.
+    fn classify_task(self, output: &O) -> TaskOutcome {
+        self.classify(output)
+    }
 }
 
 fn classify_error(err: &(dyn Error + 'static)) -> TaskOutcome {
@@ -44,6 +52,31 @@ fn classify_error(err: &(dyn Error + 'static)) -> TaskOutcome {
         TaskOutcome::Cancelled
     } else {
         TaskOutcome::Failed(format!("{err:?}"))
+    }
+}
+
+/// `err`'s message, then each source's, joined by `: `.
+fn message_chain(err: &(dyn Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some errors repeat their source's message in their own: say it once.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// [`Classify::classify_task`] for an error type: cancellation, or the chain.
+fn classify_task_error(err: &(dyn Error + 'static)) -> TaskOutcome {
+    if Cancelled::is_in_chain(err) {
+        TaskOutcome::Cancelled
+    } else {
+        TaskOutcome::Failed(message_chain(err))
     }
 }
 
@@ -58,6 +91,13 @@ impl<T, E: Error + 'static> Classify<Result<T, E>> for StdErrorResult {
             Ok(_) => TaskOutcome::Completed,
             Err(e) if Cancelled::is_in_chain(e) => TaskOutcome::Cancelled,
             Err(e) => TaskOutcome::Failed(format!("{e:?}")),
+        }
+    }
+
+    fn classify_task(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
+            Ok(_) => TaskOutcome::Completed,
+            Err(e) => classify_task_error(e),
         }
     }
 }
@@ -95,6 +135,13 @@ where
             }
         }
     }
+
+    fn classify_task(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
+            Ok(_) => TaskOutcome::Completed,
+            Err(e) => classify_task_error(&**e),
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -124,6 +171,13 @@ where
         match r {
             Ok(_) => TaskOutcome::Completed,
             Err(e) => classify_error(&**e),
+        }
+    }
+
+    fn classify_task(self, r: &Result<T, E>) -> TaskOutcome {
+        match r {
+            Ok(_) => TaskOutcome::Completed,
+            Err(e) => classify_task_error(&**e),
         }
     }
 }
@@ -258,6 +312,25 @@ mod tests {
 
         assert_eq!(outcome!(u32, 7), completed);
         assert_eq!(outcome!((), ()), completed);
+    }
+
+    #[test]
+    fn a_task_failure_is_the_message_chain_without_a_backtrace() {
+        let err: anyhow::Result<()> =
+            Err(anyhow::anyhow!("disk full").context("writing the report"));
+        let probe = OutputProbe::<anyhow::Result<()>>(PhantomData);
+        let classify = crate::__classify!(probe);
+        assert_eq!(
+            classify.classify_task(&err),
+            TaskOutcome::Failed("writing the report: disk full".into())
+        );
+        match classify.classify(&err) {
+            TaskOutcome::Failed(debug) => assert!(debug.contains("Caused by:"), "{debug}"),
+            other => panic!("{other:?}"),
+        }
+        let io: Result<(), AppError> = Err(AppError::Io(std::io::Error::other("disk")));
+        let classify = crate::__classify!(OutputProbe::<Result<(), AppError>>(PhantomData));
+        assert!(matches!(classify.classify_task(&io), TaskOutcome::Failed(m) if !m.contains('\n')));
     }
 
     #[test]

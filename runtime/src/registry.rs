@@ -136,6 +136,11 @@ impl TaskInfo {
         self.state
     }
 
+    /// Puts its scope's path (`jobs/`) before the name.
+    pub(crate) fn prefix_name(&mut self, path: &str) {
+        self.name = Cow::Owned(format!("{path}{}", self.name));
+    }
+
     pub(crate) fn with_state(mut self, state: TaskState) -> Self {
         self.state = state;
         self

@@ -32,6 +32,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Step {
+    /// [`Shutdown::join`](crate::Shutdown::join): wait for the tasks to finish on their
+    /// own, without cancelling. It hit its deadline when the budget ran out first.
+    Join,
     /// Keep serving after readiness went false (`delay`).
     Delay,
     /// Cancel the scope's token.
@@ -47,6 +50,7 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Step::Join => "join",
             Step::Delay => "delay",
             Step::Cancel => "cancel",
             Step::Drain => "drain",
@@ -460,6 +464,8 @@ pub struct Report {
     pub(crate) total: Duration,
     pub(crate) steps: Vec<StepTiming>,
     pub(crate) stragglers: Vec<TaskInfo>,
+    /// Tasks still running when `join` ran out of budget (and cancelled them).
+    pub(crate) unjoined: usize,
     pub(crate) failures: Vec<Failure>,
     pub(crate) failures_total: u64,
     pub(crate) dropped_cleanups: Vec<DroppedCleanup>,
@@ -636,7 +642,8 @@ impl Report {
         self.stats
     }
 
-    /// True when the budget ran out: stragglers were aborted or a close hook timed out.
+    /// True when the budget ran out: a [`join`](crate::Shutdown::join) had to cancel,
+    /// stragglers were aborted or a close hook timed out.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -646,14 +653,16 @@ impl Report {
     /// # }
     /// ```
     pub fn budget_exceeded(&self) -> bool {
-        !self.stragglers.is_empty()
+        self.unjoined > 0
+            || !self.stragglers.is_empty()
             || self
                 .closes
                 .iter()
                 .any(|c| matches!(c.outcome, CloseOutcome::TimedOut | CloseOutcome::Skipped))
     }
 
-    /// `124` when the budget ran out, else `1` when a task or close hook failed, else `0`.
+    /// `124` when the budget ran out (see [`budget_exceeded`](Report::budget_exceeded)),
+    /// else `1` when a task or close hook failed, else `0`.
     /// In the report `#[graceful_main]` prints, the code the process exits with (which
     /// also counts main's own result), and the report's last line says the same.
     ///
@@ -723,6 +732,24 @@ pub(crate) fn write_task_table(
     Ok(())
 }
 
+/// The first line of a text, at most [`LINE_CHARS`] characters, with `…` when cut.
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+
+/// The longest failure line a report prints whole.
+pub(crate) const LINE_CHARS: usize = 200;
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = self.0.lines().next().unwrap_or("");
+        let cut = line.char_indices().nth(LINE_CHARS).map(|(i, _)| i);
+        match cut {
+            Some(i) => write!(f, "{}…", &line[..i]),
+            None if line.len() < self.0.trim_end().len() => write!(f, "{line} …"),
+            None => f.write_str(line),
+        }
+    }
+}
+
 /// How many rows of a task table are printed before "… and N more".
 pub(crate) const TABLE_ROWS: usize = 50;
 
@@ -751,6 +778,13 @@ impl fmt::Display for Report {
             }
         }
         writeln!(f)?;
+        if self.unjoined > 0 {
+            writeln!(
+                f,
+                "the budget ran out while joining: {} task(s) still running were cancelled",
+                self.unjoined
+            )?;
+        }
         if !self.stragglers.is_empty() {
             let blocking = self
                 .stragglers
@@ -778,8 +812,9 @@ impl fmt::Display for Report {
         }
         if self.failures_total > 0 {
             writeln!(f, "{} task failure(s):", self.failures_total)?;
+            // One line each: the full text was printed when the failure happened.
             for x in &self.failures {
-                writeln!(f, "  {x}")?;
+                writeln!(f, "  {}", OneLine(&x.to_string()))?;
             }
             let rest = self.failures_total - self.failures.len() as u64;
             if rest > 0 {
@@ -805,5 +840,20 @@ impl fmt::Display for Report {
             Some(exit) => write!(f, "{exit}"),
             None => write!(f, "exit code {}", self.exit_code()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OneLine;
+
+    #[test]
+    fn a_failure_line_is_one_line_cut_with_an_ellipsis() {
+        assert_eq!(OneLine("disk full").to_string(), "disk full");
+        assert_eq!(OneLine("Error {\n    code: 5,\n}").to_string(), "Error { …");
+        let long = "x".repeat(300);
+        let shown = OneLine(&long).to_string();
+        assert_eq!(shown.chars().count(), 201);
+        assert!(shown.ends_with('…'));
     }
 }

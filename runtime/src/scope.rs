@@ -67,6 +67,8 @@ impl FailureLog {
 
 pub(crate) struct ScopeInner {
     parent: Option<Arc<ScopeInner>>,
+    /// Given by `child_named`: its tasks are listed as `name/task`.
+    name: Option<Cow<'static, str>>,
     /// Held strongly: a child belongs to its parent until shut down or folded in.
     children: Mutex<Vec<Arc<ScopeInner>>>,
     life: Lifecycle,
@@ -141,14 +143,15 @@ impl Shutdown {
     /// assert!(scope.is_ready());
     /// ```
     pub fn new() -> Self {
-        Shutdown::with_parent(None)
+        Shutdown::with_parent(None, None)
     }
 
-    fn with_parent(parent: Option<Arc<ScopeInner>>) -> Self {
+    fn with_parent(parent: Option<Arc<ScopeInner>>, name: Option<Cow<'static, str>>) -> Self {
         let life = Lifecycle::new(parent.as_deref().map(|p| &p.life));
         Shutdown {
             inner: Arc::new(ScopeInner {
                 parent,
+                name,
                 children: Mutex::new(Vec::new()),
                 life,
                 registry: Registry::new(),
@@ -182,7 +185,31 @@ impl Shutdown {
     /// # }
     /// ```
     pub fn child(&self) -> Shutdown {
-        let child = Shutdown::with_parent(Some(self.inner.clone()));
+        self.make_child(None)
+    }
+
+    /// A [`child`](Shutdown::child) with a name: its tasks are listed as `name/task` in
+    /// [`tasks`](Shutdown::tasks), the straggler table and the failures, and a named
+    /// child of a named child as `jobs/batch/task` (the way tokio-graceful-shutdown
+    /// names nested subsystems). A child without a name adds nothing to the path.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let root = sundown::Shutdown::new();
+    /// let jobs = root.child_named("jobs");
+    /// let _h = jobs.spawn_named("worker", std::future::pending::<()>());
+    /// let _h = jobs.child_named("batch").spawn_named("sender", std::future::pending::<()>());
+    /// let names: Vec<String> = root.tasks().iter().map(|t| t.name().to_owned()).collect();
+    /// assert_eq!(names, ["jobs/worker", "jobs/batch/sender"]);
+    /// # }
+    /// ```
+    pub fn child_named(&self, name: impl Into<Cow<'static, str>>) -> Shutdown {
+        self.make_child(Some(name.into()))
+    }
+
+    fn make_child(&self, name: Option<Cow<'static, str>>) -> Shutdown {
+        let child = Shutdown::with_parent(Some(self.inner.clone()), name);
         let folded = {
             let mut children = lock(&self.inner.children);
             let mut folded = Vec::new();
@@ -372,8 +399,11 @@ impl Shutdown {
     /// ```
     pub fn tasks(&self) -> Vec<TaskInfo> {
         let mut out = Vec::new();
-        self.inner
-            .for_each_scope(&mut |s| s.registry.snapshot_into(&mut out));
+        self.inner.for_each_scope(&mut |s| {
+            let from = out.len();
+            s.registry.snapshot_into(&mut out);
+            s.name_tasks(&mut out[from..]);
+        });
         out.sort_by_key(TaskInfo::started);
         out
     }
@@ -456,11 +486,30 @@ impl Shutdown {
     pub(crate) fn oldest_tasks(&self, n: usize) -> (Vec<TaskInfo>, usize) {
         let mut out = Vec::new();
         let mut live = 0;
-        self.inner
-            .for_each_scope(&mut |s| live += s.registry.oldest_into(n, &mut out));
+        self.inner.for_each_scope(&mut |s| {
+            let from = out.len();
+            live += s.registry.oldest_into(n, &mut out);
+            s.name_tasks(&mut out[from..]);
+        });
         out.sort_by_key(TaskInfo::started);
         out.truncate(n);
         (out, live)
+    }
+
+    /// The live task `key` of the tree, named with its scope's path.
+    pub(crate) fn task_info(&self, key: SlotKey) -> Option<TaskInfo> {
+        let mut found = None;
+        self.inner.for_each_scope(&mut |s| {
+            if found.is_none() {
+                found = s.registry.snapshot_one(key).map(|t| {
+                    let mut one = [t];
+                    s.name_tasks(&mut one);
+                    let [t] = one;
+                    t
+                });
+            }
+        });
+        found
     }
 
     /// Tracked tasks alive in the tree.
@@ -603,6 +652,28 @@ impl ScopeInner {
         // Some token of the ancestry was handed out and may have been cancelled
         // directly: the token itself (cancelled with any ancestor's) says.
         exposed && self.life.soft().is_cancelled()
+    }
+
+    /// The path its tasks' names get: the names of this scope and its named ancestors,
+    /// outermost first, each followed by `/`; `None` when none has a name.
+    fn task_path(&self) -> Option<String> {
+        let mut names: Vec<&str> = self.ancestry().filter_map(|s| s.name.as_deref()).collect();
+        if names.is_empty() {
+            return None;
+        }
+        names.reverse();
+        let mut path = names.join("/");
+        path.push('/');
+        Some(path)
+    }
+
+    /// Prefixes snapshots of this scope's tasks with its path.
+    fn name_tasks(&self, tasks: &mut [TaskInfo]) {
+        if let Some(path) = self.task_path() {
+            for t in tasks {
+                t.prefix_name(&path);
+            }
+        }
     }
 
     /// Visits this scope and every descendant.

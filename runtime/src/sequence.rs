@@ -1,5 +1,5 @@
 //! Steps 2–5 of the shutdown sequence, each with a deadline inside one budget (split
-//! as `budget` says).
+//! as `budget` says), and `join`'s first step: waiting without cancelling.
 //!
 //! The task that runs the sequence is never waited for nor aborted by it: a
 //! `shutdown()` awaited from inside the scope it shuts down (main's body, a tracked
@@ -23,6 +23,9 @@ use crate::task::ambient::{self, Ambient};
 pub(crate) enum Mode {
     /// `Shutdown::shutdown`: the budget counts from now.
     Shutdown,
+    /// `Shutdown::join`: first wait for the tasks without cancelling (until
+    /// [`BudgetSplit::join`]), then the usual steps for whatever is left.
+    Join,
     /// The process runner: the budget counted from `started` (the first signal, or
     /// main returning) and keeps a margin for tearing the runtime down.
     Process { started: Instant },
@@ -39,7 +42,7 @@ pub(crate) fn split_for(scope: &Shutdown, budget: Duration, process: bool) -> Bu
 
 pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Report {
     let (start, process) = match mode {
-        Mode::Shutdown => (Instant::now(), false),
+        Mode::Shutdown | Mode::Join => (Instant::now(), false),
         Mode::Process { started } => (started, true),
     };
     let begun = Instant::now();
@@ -47,10 +50,29 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
     let deadline = saturating_deadline(start, split.sequence());
     let drain_deadline = saturating_deadline(start, split.drain);
     let caller = caller_in(scope);
-    let mut steps = Vec::with_capacity(4);
+    let mut steps = Vec::with_capacity(5);
+
+    let mut unjoined = 0;
+    let cause = match mode {
+        Mode::Join => {
+            let t = Instant::now();
+            let joined = wait_drained(
+                scope,
+                caller.as_ref(),
+                saturating_deadline(start, split.join()),
+            )
+            .await;
+            if !joined {
+                unjoined = others_live(scope, caller.as_ref());
+            }
+            steps.push(timing(Step::Join, t, !joined));
+            Cause::JoinCalled
+        }
+        Mode::Shutdown | Mode::Process { .. } => Cause::ShutdownCalled,
+    };
 
     let t = Instant::now();
-    scope.request(Cause::ShutdownCalled);
+    scope.request(cause);
     scope.cancel();
     steps.push(timing(Step::Cancel, t, false));
 
@@ -91,6 +113,7 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
         total: begun.elapsed(),
         steps,
         stragglers,
+        unjoined,
         failures: failures.kept,
         failures_total: failures.total,
         dropped_cleanups: failures.dropped_cleanups,
@@ -137,7 +160,7 @@ impl Caller {
 }
 
 fn stragglers_of(scope: &Shutdown, caller: Option<&Caller>) -> Vec<TaskInfo> {
-    let caller = caller.and_then(|c| c.scope.registry().snapshot_one(c.key));
+    let caller = caller.and_then(|c| c.scope.task_info(c.key));
     let mut all = scope.tasks();
     if let Some(c) = caller {
         all.retain(|t| !t.same_task(&c));
@@ -156,16 +179,19 @@ fn mark_blocking(scope: &Shutdown, caller: Option<&Caller>, stragglers: &mut [Ta
     }
 }
 
+/// Tracked tasks alive in the scope tree, `caller` not counted.
+fn others_live(scope: &Shutdown, caller: Option<&Caller>) -> usize {
+    let live = scope.live_tasks();
+    match caller {
+        Some(c) if c.is_live() => live.saturating_sub(1),
+        _ => live,
+    }
+}
+
 /// Waits until no tracked task of the scope tree but `caller` is alive, or
 /// `deadline`. True when drained.
 async fn wait_drained(scope: &Shutdown, caller: Option<&Caller>, deadline: Instant) -> bool {
-    let others = || {
-        let live = scope.live_tasks();
-        match caller {
-            Some(c) if c.is_live() => live.saturating_sub(1),
-            _ => live,
-        }
-    };
+    let others = || others_live(scope, caller);
     scope.start_draining();
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);

@@ -1,4 +1,5 @@
-//! Compile-fail and compile-pass cases for `#[graceful_main]` and `#[cancel_safe]`.
+//! Compile-fail and compile-pass cases for `#[graceful_main]`, `#[cancel_safe]` and
+//! `#[sundown::test]`.
 //!
 //! Regenerate the expected errors with `TRYBUILD=overwrite cargo test -p sundown-ui-tests`
 //! and read every changed `.stderr` before committing it.

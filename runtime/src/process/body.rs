@@ -205,7 +205,7 @@ enum Wake {
 /// How many untracked tasks are alive: tokio's count of alive tasks less sundown's.
 /// Aborted tasks are released by the workers shortly after their futures are dropped,
 /// so the count is let settle; a clean exit (nothing left) pays nothing here.
-async fn settle_untracked(scope: &Shutdown, internal_tasks: usize) -> usize {
+pub(crate) async fn settle_untracked(scope: &Shutdown, internal_tasks: usize) -> usize {
     let untracked_now = || {
         let alive = tokio::runtime::Handle::current()
             .metrics()

@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use self::config::{ExitMode, Flavor, MainConfig};
 
+pub(crate) use self::body::settle_untracked;
+
 use crate::lifecycle::Transition;
 use crate::registry::TaskOutcome;
 use crate::report::ProcessExit;

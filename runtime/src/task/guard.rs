@@ -115,7 +115,7 @@ impl TaskGuard {
     }
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
-        match self.scope().registry().snapshot_one(self.key) {
+        match self.scope().task_info(self.key) {
             Some(t) => (Cow::Owned(t.name().to_owned()), t.location()),
             None => (Cow::Borrowed("task"), Location::caller()),
         }
@@ -152,7 +152,7 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
-                let outcome = this.classify.classify(&v);
+                let outcome = this.classify.classify_task(&v);
                 // Polled inside the task's own scope: the guard is the installed context.
                 ambient::with_own_guard(|guard| guard.finish(outcome));
                 Poll::Ready(v)

@@ -68,7 +68,7 @@ where
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => {
-                guard.finish(classify.classify(&v));
+                guard.finish(classify.classify_task(&v));
                 v
             }
             Err(payload) => {

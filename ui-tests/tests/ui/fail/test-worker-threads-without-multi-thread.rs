@@ -1,0 +1,4 @@
+#[sundown::test(worker_threads = 2)]
+async fn runs() {}
+
+fn main() {}

@@ -45,6 +45,8 @@
 //!   `NOTIFY_SOCKET` is set.
 //! - `tracing`: with a subscriber installed, sundown's lines and the shutdown report are
 //!   `tracing` events (target `sundown`) instead of stderr lines.
+//! - `tower`: [`http`], HTTP requests as tracked units of the scope (a `tower` `Layer`)
+//!   and a readiness service for load balancers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -70,6 +72,10 @@ mod sequence;
 mod shield;
 mod sync;
 mod task;
+
+// Above the scope and the task context: HTTP requests as in-flight work of a scope.
+#[cfg(feature = "tower")]
+pub mod http;
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -322,10 +322,19 @@ fn the_tower_layer_lists_a_stuck_request_and_cuts_it_at_the_deadline() {
         .lines()
         .find(|l| l.starts_with("tasks: "))
         .expect("the counts line");
-    // `/ready` is mounted after the layer: probes are not tracked.
+    // `/ready` is mounted after the layer: probes are not tracked. The stuck request is
+    // counted cancelled; the body (`tracked`) too, or completed when `serve` saw the cut
+    // request's connection close before the abort reached it.
+    let nums: Vec<u64> = counts
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [completed, failed, cancelled, 124] = nums[..] else {
+        panic!("{counts}");
+    };
     assert!(
-        counts.starts_with("tasks: 0 completed, 0 failed, 2 cancelled"),
-        "the stuck request and the body were cancelled: {counts}"
+        failed == 0 && cancelled >= 1 && completed + cancelled == 2,
+        "{counts}"
     );
     // The client got a 503 telling it to go elsewhere, not a reset.
     let reply = stuck.join().unwrap().expect("the cut request is answered");

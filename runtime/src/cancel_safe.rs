@@ -121,7 +121,9 @@ impl Watch {
         let ambient = ambient::current();
         let token = match choice {
             TokenChoice::Given(t) => Some((*t).clone()),
-            TokenChoice::Ambient => ambient.as_ref().map(|a| a.scope.waiter(a.shielded).clone()),
+            TokenChoice::Ambient => ambient
+                .as_ref()
+                .map(|a| a.scope.waiter(a.cut_at_deadline()).clone()),
         };
         Watch {
             ambient,
@@ -141,7 +143,7 @@ impl Watch {
             TokenChoice::Ambient => self
                 .ambient
                 .as_ref()
-                .is_some_and(|a| a.scope.is_cancelled_for(a.shielded)),
+                .is_some_and(|a| a.scope.is_cancelled_for(a.cut_at_deadline())),
         }
     }
 }
@@ -391,6 +393,7 @@ impl Cancellation {
             scope: s.clone(),
             task,
             shielded: true,
+            in_flight: false,
         });
         let run = crate::task::catch_panic(cleanup.into_future());
         let run = async move {

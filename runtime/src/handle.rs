@@ -76,6 +76,7 @@ impl Shutdown {
                 scope: self.clone(),
                 task: None,
                 shielded: false,
+                in_flight: false,
             },
             fut,
         )

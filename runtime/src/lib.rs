@@ -33,7 +33,10 @@
 //! ## The shutdown sequence
 //! 1. readiness goes false ([`is_ready`]), then an optional `delay`;
 //! 2. the scope's token is cancelled: [`requested`] resolves, `#[cancel_safe]` bodies
-//!    stop at their next await and run their cleanup;
+//!    stop at their next await and run their cleanup. That is tracked work (main's body,
+//!    tasks spawned through sundown, [`Shutdown::enter`]); in-flight work — code sundown
+//!    did not spawn, such as a server's handler tasks — is drained by its owner, so its
+//!    `#[cancel_safe]` calls are cut only at the drain deadline (see `#[cancel_safe]`);
 //! 3. drain: wait for the tracked tasks until the drain deadline;
 //! 4. abort the stragglers; those that do not stop even then block their thread and are
 //!    reported as such;
@@ -54,6 +57,8 @@
 //!   `NOTIFY_SOCKET` is set.
 //! - `tracing`: with a subscriber installed, sundown's lines and the shutdown report are
 //!   `tracing` events (target `sundown`) instead of stderr lines.
+//! - `tower`: [`http`], HTTP requests as tracked units of the scope (a `tower` `Layer`)
+//!   and a readiness service for load balancers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -88,6 +93,10 @@ mod sync;
 mod task;
 mod testing;
 mod text;
+
+// Above the scope and the task context: HTTP requests as in-flight work of a scope.
+#[cfg(feature = "tower")]
+pub mod http;
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -253,6 +253,7 @@ fn shielded(scope: &Shutdown) -> Ambient {
         scope: scope.clone(),
         task: None,
         shielded: true,
+        in_flight: false,
     }
 }
 

@@ -92,6 +92,8 @@ pub struct Start<'a> {
     pub no_wait: bool,
     /// Run the program under this command (e.g. `["unshare", "--pid", "--fork"]`).
     pub under: Vec<&'a str>,
+    /// Arguments after the mode.
+    pub args: Vec<&'a str>,
 }
 
 impl Start<'_> {
@@ -118,6 +120,7 @@ impl Program {
             None => Command::new(binary),
         };
         cmd.arg(mode)
+            .args(&opts.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

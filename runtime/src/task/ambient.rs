@@ -4,6 +4,15 @@
 //! `shield` or a close hook polls its future ([`Scoped`]);
 //! the thread-local set while a tracked `spawn_blocking` closure runs; the process
 //! scope that `#[graceful_main]` installs. Outside all three there is no scope.
+//!
+//! The last one is a view of **in-flight work**: code sundown did not start (a
+//! server's connection and handler tasks, anything spawned with plain `tokio::spawn`
+//! outside the attributes). Its owner drains it (axum's `with_graceful_shutdown` waits
+//! for the requests in flight), so a `#[cancel_safe]` call in it is cut at the drain
+//! deadline (the scope's hard token), not at step 2, and a request in flight at the
+//! signal finishes. `requested()` and `is_requested()` still say so at step 2: a
+//! long-lived stream (SSE, WebSocket) ends on them. A request tracked by the
+//! `TrackRequests` layer is in-flight work too.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -20,6 +29,17 @@ pub(crate) struct Ambient {
     pub(crate) task: Option<SlotKey>,
     /// Inside `shield`: soft cancellation is hidden, only the hard deadline is seen.
     pub(crate) shielded: bool,
+    /// In-flight work (see the module docs): `#[cancel_safe]` calls obey the hard
+    /// token; `requested()` still resolves at step 2.
+    pub(crate) in_flight: bool,
+}
+
+impl Ambient {
+    /// Whether a `#[cancel_safe]` call here is cut only by the hard token (the drain
+    /// deadline, a forced shutdown): inside `shield`, and in in-flight work.
+    pub(crate) fn cut_at_deadline(&self) -> bool {
+        self.shielded || self.in_flight
+    }
 }
 
 /// The installed value: a tracked task's own guard (which owns its registry entry, so
@@ -76,10 +96,12 @@ pub(crate) fn current() -> Option<Ambient> {
     if let Some(a) = BLOCKING_AMBIENT.with(|b| b.borrow().clone()) {
         return Some(a);
     }
+    // Code sundown did not start: in-flight work of the process scope.
     PROCESS_SCOPE.get().map(|scope| Ambient {
         scope: scope.clone(),
         task: None,
         shielded: false,
+        in_flight: true,
     })
 }
 

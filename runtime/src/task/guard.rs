@@ -57,6 +57,7 @@ impl TaskGuard {
             scope: self.scope.clone(),
             task: Some(self.key),
             shielded: false,
+            in_flight: false,
         }
     }
 

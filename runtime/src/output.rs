@@ -76,6 +76,11 @@ fn write_loop() {
     }
 }
 
+/// Starts the writer thread now rather than at the first line.
+pub(crate) fn start() {
+    let _ = writer();
+}
+
 /// Queues `text` for stderr; never blocks. Without the writer thread (it could not be
 /// started), writes directly.
 pub(crate) fn stderr(text: &str) {

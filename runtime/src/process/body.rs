@@ -289,5 +289,5 @@ pub(super) fn finish(shared: &Shared, outcome: Outcome) -> ! {
              inside a #[graceful_main] or #[cancel_safe] body)\n"
         ));
     }
-    shared.end.end(exit, &text, EXIT_FLUSH)
+    super::exit::end(exit, &text, EXIT_FLUSH)
 }

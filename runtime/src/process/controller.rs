@@ -5,7 +5,7 @@
 //! wedged (a `current_thread` program stuck in a sync loop).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::budget::saturating_deadline;
@@ -17,7 +17,7 @@ use crate::scope::Shutdown;
 use crate::sync::{Mailbox, lock};
 
 use super::config::MainConfig;
-use super::exit::{EXIT_FLUSH, FORCED_EXIT_FLUSH, ProcessEnd, hard_exit};
+use super::exit::{self, EXIT_FLUSH, FORCED_EXIT_FLUSH, Unless};
 use super::signals::SignalEvent;
 
 /// Messages from the signal thread, the scope and the main thread to the controller.
@@ -43,7 +43,6 @@ pub(crate) struct Shared {
     pub(crate) config: MainConfig,
     pub(crate) budget: Duration,
     pub(crate) timeline: Mutex<Timeline>,
-    pub(crate) end: ProcessEnd,
     /// The body's runtime, once built: the controller cancels through it.
     pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
 }
@@ -68,7 +67,7 @@ impl Shared {
 /// The hard deadline is kept within this; the table is printed if there is time.
 const HARD_DEADLINE_SLACK: Duration = Duration::from_millis(40);
 
-pub(crate) fn run(shared: &Arc<Shared>, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
+pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBool) {
     let mut cancel_at: Option<Instant> = None;
     let mut hard_at: Option<Instant> = None;
     let mut cancel_here_at: Option<Instant> = None;
@@ -124,26 +123,17 @@ pub(crate) fn run(shared: &Arc<Shared>, mailbox: &Mailbox<Control>, forced: &Ato
 }
 
 /// Sets the hard deadline once, and arms the last resort for it now, on a thread of its
-/// own, so that nothing has to start at the deadline itself (a million stragglers being
+/// own (the watchdog), so that nothing has to start at the deadline itself (a million stragglers being
 /// aborted keep both cores busy then): if no end has begun by the deadline plus
 /// [`HARD_DEADLINE_SLACK`], the process ends with 124. An end already under way keeps
 /// its own status and its own last resort.
-fn arm_hard_deadline(shared: &Arc<Shared>, hard_at: &mut Option<Instant>, started: Instant) {
+fn arm_hard_deadline(shared: &Shared, hard_at: &mut Option<Instant>, started: Instant) {
     if hard_at.is_some() {
         return;
     }
     let at = saturating_deadline(started, shared.budget);
     *hard_at = Some(at);
-    let shared = shared.clone();
-    let _ = std::thread::Builder::new()
-        .name("sundown-hard-deadline".into())
-        .spawn(move || {
-            let last = at + HARD_DEADLINE_SLACK;
-            std::thread::sleep(last.saturating_duration_since(Instant::now()));
-            if !shared.end.is_ending() {
-                hard_exit(ProcessExit::Code(124).code())
-            }
-        });
+    exit::arm(at + HARD_DEADLINE_SLACK, 124, Unless::Ending);
 }
 
 /// How long the controller lets a cancel task wait for a worker before it cancels
@@ -227,7 +217,7 @@ fn forced_exit(shared: &Shared, name: &str, number: i32) -> ! {
         &format!("second {name}: forcing exit now ({exit})"),
         None,
     );
-    shared.end.end(exit, &text, FORCED_EXIT_FLUSH)
+    exit::end(exit, &text, FORCED_EXIT_FLUSH)
 }
 
 fn hard_deadline_exit(shared: &Shared) -> ! {
@@ -242,5 +232,5 @@ fn hard_deadline_exit(shared: &Shared) -> ! {
     ));
     let (table, total) = table_rows(shared, Some(TaskState::Blocking));
     let text = format!("sundown: {total} task(s) still running:\n{table}");
-    shared.end.end(exit, &text, EXIT_FLUSH)
+    exit::end(exit, &text, EXIT_FLUSH)
 }

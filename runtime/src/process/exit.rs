@@ -1,69 +1,133 @@
 //! The one owner of how the process ends. Every end — the body and sequence finishing,
-//! the second signal, the hard deadline, re-raising the signal — goes through
-//! [`ProcessEnd::end`] with a [`ProcessExit`] decided once: it writes the text that
-//! states that status, flushes with a bound, and ends the process with exactly that
-//! status. A last-resort timer armed first ends the process with the same status
-//! whatever std's locks are doing (a thread blocked on a full stdout pipe, a body
-//! stuck in `println!`).
+//! the second signal, the hard deadline, re-raising the signal — goes through [`end`]
+//! with a [`ProcessExit`] decided once: it writes the text that states that status,
+//! flushes sundown's lines with a bound, and ends the process with exactly that
+//! status.
+//!
+//! Ends that must happen whatever the process is doing are kept by the **watchdog**, a
+//! thread started with the program that sleeps until the earliest armed instant and
+//! then calls `_exit(2)`: no flushing and no locks, which is what may be stuck (a thread
+//! blocked on a full stdout pipe holding its lock, a body stuck in `println!`, a million
+//! stragglers being aborted on both cores). It is started before anything can need it,
+//! so arming it at a signal or an exit costs a message, not a thread.
 
-use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::output;
 use crate::report::ProcessExit;
+use crate::sync::Mailbox;
 
 /// How long an exit waits for its last lines to reach stderr.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_millis(200);
 /// A forced exit must happen within 200 ms of the signal: flush for less.
 pub(crate) const FORCED_EXIT_FLUSH: Duration = Duration::from_millis(100);
-/// What the last-resort timer gives an exit beyond its flush bound: `exit(3)` runs
-/// atexit handlers and std's own stdout cleanup, which do not wait on a held lock.
-const LAST_RESORT_SLACK: Duration = Duration::from_millis(30);
+/// What the watchdog gives an exit beyond its flush bound: `exit(3)` runs atexit
+/// handlers and std's stdout cleanup, which takes stdout's lock only if it is free.
+const EXIT_SLACK: Duration = Duration::from_millis(30);
 
-pub(crate) struct ProcessEnd {
-    ending: AtomicBool,
+/// Set by the first end: its status is the process's.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Whether an end has begun (its status decided).
+pub(crate) fn is_ending() -> bool {
+    ENDING.load(Ordering::Acquire)
 }
 
-impl ProcessEnd {
-    pub(crate) const fn new() -> Self {
-        ProcessEnd {
-            ending: AtomicBool::new(false),
+/// Ends the process once with `exit`, after writing `text` (which states it). A later
+/// caller waits for the first one's end.
+pub(crate) fn end(exit: ProcessExit, text: &str, flush: Duration) -> ! {
+    if ENDING.swap(true, Ordering::AcqRel) {
+        loop {
+            std::thread::park();
         }
     }
-
-    /// Whether an end has begun (its status decided).
-    pub(crate) fn is_ending(&self) -> bool {
-        self.ending.load(Ordering::Acquire)
+    arm(
+        Instant::now() + flush + EXIT_SLACK,
+        exit.code(),
+        Unless::Never,
+    );
+    output::stderr(text);
+    // Only sundown's lines: std's own exit flushes stdout if nobody holds its lock.
+    output::flush(flush);
+    match exit {
+        ProcessExit::Code(code) => std::process::exit(code),
+        ProcessExit::Signal { number, .. } => die_by(number),
     }
+}
 
-    /// Ends the process once with `exit`, after writing `text` (which states it). A
-    /// later caller waits for the first one's end.
-    pub(crate) fn end(&self, exit: ProcessExit, text: &str, flush: Duration) -> ! {
-        if self.ending.swap(true, Ordering::AcqRel) {
-            loop {
-                std::thread::park();
+/// When an armed end is let go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unless {
+    /// It ends the process whatever happens.
+    Never,
+    /// An end under way by then keeps its own status (and its own armed end).
+    Ending,
+}
+
+struct Armed {
+    at: Instant,
+    code: i32,
+    unless: Unless,
+}
+
+static WATCHDOG: OnceLock<Mailbox<Armed>> = OnceLock::new();
+
+/// Starts the watchdog thread. Before it runs (or if it could not start), [`arm`]
+/// starts a thread of its own.
+pub(crate) fn start_watchdog() -> std::io::Result<()> {
+    let started = std::thread::Builder::new()
+        .name("sundown-watchdog".into())
+        .spawn(watch)?;
+    drop(started);
+    Ok(())
+}
+
+fn mailbox() -> &'static Mailbox<Armed> {
+    WATCHDOG.get_or_init(|| Mailbox::new(16))
+}
+
+fn watch() {
+    let mut armed: Vec<Armed> = Vec::new();
+    let mailbox = mailbox();
+    READY.store(true, Ordering::Release);
+    loop {
+        let next = armed.iter().map(|a| a.at).min();
+        match mailbox.recv(next) {
+            Some(a) => armed.push(a),
+            None => {
+                let now = Instant::now();
+                armed.retain(|a| {
+                    if a.at > now {
+                        return true;
+                    }
+                    if a.unless == Unless::Ending && is_ending() {
+                        return false;
+                    }
+                    hard_exit(a.code)
+                });
             }
         }
-        arm_last_resort(exit.code(), flush.saturating_mul(2) + LAST_RESORT_SLACK);
-        output::stderr(text);
-        flush_output(flush);
-        match exit {
-            ProcessExit::Code(code) => std::process::exit(code),
-            ProcessExit::Signal { number, .. } => die_by(number),
-        }
     }
 }
 
-/// Ends the process with `code` after `after`, from a thread of its own, with
-/// `_exit(2)`: no flushing and no locks, which is what may be stuck. If the thread
-/// cannot be started, the caller's own exit path is all there is.
-pub(crate) fn arm_last_resort(code: i32, after: Duration) {
+/// The watchdog is waiting for arms.
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Ends the process with `_exit(code)` at `at`, unless `unless` lets it go.
+pub(crate) fn arm(at: Instant, code: i32, unless: Unless) {
+    let armed = Armed { at, code, unless };
+    if READY.load(Ordering::Acquire) && mailbox().try_send(armed).is_ok() {
+        return;
+    }
     let _ = std::thread::Builder::new()
         .name("sundown-last-resort".into())
         .spawn(move || {
-            std::thread::sleep(after);
-            hard_exit(code)
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            if !(unless == Unless::Ending && is_ending()) {
+                hard_exit(code)
+            }
         });
 }
 
@@ -76,24 +140,6 @@ pub(crate) fn hard_exit(code: i32) -> ! {
     #[cfg(not(unix))]
     {
         std::process::exit(code)
-    }
-}
-
-/// Bounded flush of sundown's stderr lines, then of stdout. The stdout flush runs on a
-/// thread of its own: another thread may hold stdout's lock for good (blocked on a full
-/// pipe), and waiting for that lock is what an exit must never do.
-pub(crate) fn flush_output(bound: Duration) {
-    output::flush(bound);
-    let done = std::sync::Arc::new(crate::sync::Mailbox::new(1));
-    let tx = done.clone();
-    let started = std::thread::Builder::new()
-        .name("sundown-stdout-flush".into())
-        .spawn(move || {
-            let _ = std::io::stdout().flush();
-            let _ = tx.try_send(());
-        });
-    if started.is_ok() {
-        let _ = done.recv(Some(std::time::Instant::now() + bound));
     }
 }
 

@@ -35,7 +35,7 @@ use crate::scope::Shutdown;
 use crate::sync::Mailbox;
 
 use self::controller::{CONTROL_QUEUE, Control, Shared, Timeline};
-use self::exit::{EXIT_FLUSH, ProcessEnd};
+use self::exit::EXIT_FLUSH;
 
 /// The body as the runner takes it.
 type MainBody<'a> = Pin<Box<dyn Future<Output = TaskOutcome> + 'a>>;
@@ -63,7 +63,7 @@ where
 /// The program could not start (bad configuration, no threads): exit 1 once the
 /// message is out.
 fn refuse_to_start(why: &str) -> ! {
-    ProcessEnd::new().end(
+    exit::end(
         ProcessExit::Code(1),
         &format!("sundown: {why}; the program was not started\n"),
         EXIT_FLUSH,
@@ -97,6 +97,12 @@ fn run_boxed<'a>(
         Ok(resolved) => resolved,
         Err(why) => refuse_to_start(&why),
     };
+    // sundown's own threads start with the program, not at the first signal, where
+    // every millisecond counts.
+    crate::output::start();
+    if let Err(e) = exit::start_watchdog() {
+        refuse_to_start(&format!("cannot start a thread ({e})"))
+    }
 
     let scope = Shutdown::new();
     scope.set_failure_policy(config.on_task_failure);
@@ -106,7 +112,6 @@ fn run_boxed<'a>(
         config,
         budget,
         timeline: Mutex::new(Timeline::default()),
-        end: ProcessEnd::new(),
         runtime: OnceLock::new(),
     });
 

@@ -103,7 +103,11 @@ pub(crate) fn install(
                     if nth == 2 {
                         forced.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Whatever the controller is stuck on, the process ends.
-                        super::exit::arm_last_resort(128 + n, FORCED_EXIT_GRACE);
+                        super::exit::arm(
+                            std::time::Instant::now() + FORCED_EXIT_GRACE,
+                            128 + n,
+                            super::exit::Unless::Never,
+                        );
                     }
                     SignalEvent::Terminate {
                         name: name_of(n, &names),

@@ -264,8 +264,8 @@ pub mod __private {
     pub use crate::main_runner::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::output::report as emit_report;
     pub use crate::probe::{
-        Classify, OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError,
-        probe_fn, probe_future,
+        Classify, FnOutput, OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaNever,
+        ViaSendSyncError, ViaStdError, probe_fn, probe_future,
     };
     pub use crate::scope::FailurePolicy;
     pub use crate::task::TaskOutcome;

@@ -5,6 +5,13 @@
 //! `__classify!(probe_future(&fut))` there; method resolution on `&&&&&OutputProbe<O>`
 //! picks the most specific impl below, which hands back a zero-sized [`Classify`] value
 //! that the (generic) runtime calls on the output when the task ends.
+//!
+//! Method resolution commits to the impl it picks, so a level must not be picked for an
+//! output type that is not known yet: the most specific level is the never type's. An
+//! output still unknown where the probe is resolved is one only fallback will decide: a
+//! diverging body (`async { loop { .. } }`, `|| panic!()`). That level settles it as `!`,
+//! which is what edition 2024's fallback gives under `#[tokio::main]` too, and which
+//! coerces to whatever older editions' `()` was used as.
 
 use std::error::Error;
 use std::fmt::Debug;
@@ -44,6 +51,33 @@ fn classify_error(err: &(dyn Error + 'static)) -> TaskOutcome {
         TaskOutcome::Cancelled
     } else {
         TaskOutcome::Failed(format!("{err:?}"))
+    }
+}
+
+/// Names the never type on stable Rust: `fn() -> !` is a type today, `!` alone is not.
+#[doc(hidden)]
+pub trait FnOutput {
+    /// What the function returns.
+    type Output;
+}
+
+impl<R> FnOutput for fn() -> R {
+    type Output = R;
+}
+
+/// `!`: the output of a future or closure that never returns.
+type Never = <fn() -> ! as FnOutput>::Output;
+
+#[doc(hidden)]
+pub trait ViaNever {
+    fn classifier(&self) -> AnyOutput;
+}
+
+/// The most specific level, so an output type not yet known when the probe is resolved
+/// (a diverging body, decided only by fallback) becomes `!` instead of `Result<_, _>`.
+impl ViaNever for &&&&&OutputProbe<Never> {
+    fn classifier(&self) -> AnyOutput {
+        AnyOutput
     }
 }
 
@@ -197,10 +231,10 @@ macro_rules! __classify {
     ($probe:expr) => {{
         #[allow(unused_imports)]
         use $crate::__private::{
-            ViaAnyOutput as _, ViaDebug as _, ViaDynError as _, ViaSendSyncError as _,
-            ViaStdError as _,
+            ViaAnyOutput as _, ViaDebug as _, ViaDynError as _, ViaNever as _,
+            ViaSendSyncError as _, ViaStdError as _,
         };
-        (&&&&&$probe).classifier()
+        (&&&&&&$probe).classifier()
     }};
 }
 
@@ -258,6 +292,24 @@ mod tests {
 
         assert_eq!(outcome!(u32, 7), completed);
         assert_eq!(outcome!((), ()), completed);
+    }
+
+    /// Regression: an output type that only fallback decides (a diverging body) was
+    /// constrained to `Result<_, _>` by the probe, and the spawn did not compile.
+    #[test]
+    fn a_diverging_output_is_settled_as_never_not_as_a_result() {
+        fn infer<O>(_: &OutputProbe<O>) -> &'static str {
+            std::any::type_name::<O>()
+        }
+        let diverging = async { panic!("never polled") };
+        let probe = probe_future(&diverging);
+        let classify = crate::__classify!(probe_future(&diverging));
+        assert_eq!(infer(&probe), "!");
+        assert_eq!(std::mem::size_of_val(&classify), 0);
+        let looping = || -> ! { loop {} };
+        let probe = probe_fn(&looping);
+        let _ = crate::__classify!(probe_fn(&looping));
+        assert_eq!(infer(&probe), "!");
     }
 
     #[test]

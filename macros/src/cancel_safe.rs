@@ -3,7 +3,8 @@
 
 use crate::args::{self, CancelArgs, DEFAULT_CLEANUP_TIMEOUT_MS};
 use crate::expand_common::{
-    default_krate, duration_tokens, fake_return_edge, outer_and_inner, reported_at, return_type,
+    cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait,
+    fake_return_edge, outer_and_inner, reported_at, return_type,
 };
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, block_expr, respan};
@@ -11,7 +12,7 @@ use crate::walk::{self, Visitor};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ItemFn, Macro, TraitItemFn};
+use syn::{Block, Expr, ItemFn, Macro, ReturnType, TraitItemFn};
 
 /// Expands `#[cancel_safe(args)] item`. On any error the function is emitted unchanged
 /// next to the errors.
@@ -76,14 +77,27 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     rewriter.visit_block(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
+    // `impl Trait` may only be written in the signature: where the expansion names the
+    // return type, `_` lets the body decide it, and the assertion looks at the error only.
+    let (ret, assertion) = match &sig.output {
+        ReturnType::Type(_, ty) => {
+            let mut named = (**ty).clone();
+            erase_impl_trait(&mut named, &syn::parse_quote!(_));
+            (quote!(#named), cancellable_assertion_type(ty))
+        }
+        ReturnType::Default => (ret, None),
+    };
     let fake_return = fake_return_edge(&ret, ret_span);
     let body = body_tokens(&block, &krate, &fake_return);
     // The return type is given one span here and in `cancelled_error` below, so a missing
     // `From<Cancelled>` is reported once, at the return type, instead of twice.
     let ret_once = respan(ret.clone(), ret_span);
-    let assert_cancellable = quote_spanned! {ret_span=>
-        #krate::__private::assert_cancellable::<#ret_once>();
-    };
+    let assert_cancellable = assertion.map(|assertion| {
+        let assertion = respan(quote!(#assertion), ret_span);
+        quote_spanned! {ret_span=>
+            #krate::__private::assert_cancellable::<#assertion>();
+        }
+    });
     let caller = respan(quote!(::core::panic::Location::caller()), name.span());
     let cleanup_timeout =
         duration_tokens(timeout.map_or(DEFAULT_CLEANUP_TIMEOUT_MS, |setting| setting.value));

@@ -1,7 +1,8 @@
 //! `#[cancel_safe]`: the body stops at its next await when its scope is cancelled, runs the
 //! optional cleanup, and the function returns `Err(Cancelled.into())`.
 
-use crate::args::{self, CancelArgs, DEFAULT_CLEANUP_TIMEOUT_MS};
+use crate::args::{self, CancelArgs};
+use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::expand_common::{
     cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait,
     fake_return_edge, outer_and_inner, reported_at, return_type,

@@ -7,9 +7,9 @@
 
 mod args;
 mod cancel_safe;
-mod duration;
 mod error;
 mod expand_common;
+mod facts;
 mod graceful_main;
 #[cfg(test)]
 mod proptests;

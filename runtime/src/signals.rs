@@ -188,3 +188,14 @@ pub(crate) fn die_by(number: i32) -> ! {
     }
     std::process::exit(128 + number)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    /// Every signal name the attributes accept is one the runtime can install.
+    #[test]
+    fn every_accepted_signal_name_maps_to_a_number() {
+        for name in crate::duration::facts::SIGNALS {
+            assert!(super::number_of(name).is_some(), "{name}");
+        }
+    }
+}

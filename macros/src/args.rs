@@ -1,8 +1,8 @@
 //! Attribute arguments: parsed into a configuration that keeps spans, then checked
 //! against each other. Every mistake is recorded; none stops the others from being found.
 
-use crate::facts::{self, DEFAULT_MAIN_TIMEOUT_MS, DEFAULT_SIGNALS, SIGNALS};
 use crate::error::{Errors, code_list};
+use crate::facts::{self, DEFAULT_MAIN_TIMEOUT_MS, DEFAULT_SIGNALS, SIGNALS};
 use crate::suggest::{did_you_mean, suggestion_suffix};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -297,15 +297,15 @@ fn setting_of<T>(pair: &TokenStream) -> impl Fn(T) -> Setting<T> + '_ {
 
 /// Checks the arguments of `#[graceful_main]` against each other.
 fn check_main_combinations(parsed: &MainArgs, errors: &mut Errors) {
-    if let (Some(threads), Some(flavor)) = (&parsed.worker_threads, &parsed.flavor) {
-        if flavor.value == Flavor::CurrentThread {
-            errors.error_spanned(
-                &threads.pair,
-                "`worker_threads` cannot be used with `flavor = \"current_thread\"`, which runs \
+    if let (Some(threads), Some(flavor)) = (&parsed.worker_threads, &parsed.flavor)
+        && flavor.value == Flavor::CurrentThread
+    {
+        errors.error_spanned(
+            &threads.pair,
+            "`worker_threads` cannot be used with `flavor = \"current_thread\"`, which runs \
                  everything on the main thread; remove `worker_threads` or use \
                  `flavor = \"multi_thread\"`",
-            );
-        }
+        );
     }
     if let Some(delay) = &parsed.delay {
         let (timeout, timeout_origin) = match &parsed.timeout {
@@ -340,17 +340,17 @@ fn check_main_combinations(parsed: &MainArgs, errors: &mut Errors) {
                 ),
             );
         }
-    } else if let Some(dump) = &parsed.dump_signal {
-        if DEFAULT_SIGNALS.contains(&dump.value.as_str()) {
-            errors.error_spanned(
-                &dump.pair,
-                format!(
-                    "`{}` starts a shutdown by default, so it cannot also dump the task table; \
+    } else if let Some(dump) = &parsed.dump_signal
+        && DEFAULT_SIGNALS.contains(&dump.value.as_str())
+    {
+        errors.error_spanned(
+            &dump.pair,
+            format!(
+                "`{}` starts a shutdown by default, so it cannot also dump the task table; \
                      use `dump_signal = \"SIGUSR1\"` or list the shutdown signals in `signals`",
-                    dump.value
-                ),
-            );
-        }
+                dump.value
+            ),
+        );
     }
 }
 

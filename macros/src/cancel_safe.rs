@@ -2,11 +2,11 @@
 //! optional cleanup, and the function returns `Err(Cancelled.into())`.
 
 use crate::args::{self, CancelArgs};
-use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::expand_common::{
-    cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait,
-    fake_return_edge, outer_and_inner, reported_at, return_type,
+    cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait, fake_return_edge,
+    outer_and_inner, reported_at, return_type,
 };
+use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, block_expr, respan};
 use crate::walk::{self, Visitor};
@@ -76,6 +76,11 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     let name_text = name.to_string();
     let mut rewriter = SpawnRewriter::new(&krate, name_text.clone());
     rewriter.visit_block(&mut block);
+    let mut cleanup = cleanup;
+    if let Some(cleanup) = &mut cleanup {
+        rewriter.visit_expr(cleanup);
+    }
+    rewriter.warn_hidden_spawns(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
     // `impl Trait` may only be written in the signature: where the expansion names the
@@ -120,8 +125,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             }
         }
     };
-    let run_cleanup = cleanup.map(|mut cleanup| {
-        rewriter.visit_expr(&mut cleanup);
+    let run_cleanup = cleanup.map(|cleanup| {
         // Everything done with the cleanup is reported at the user's expression, so a
         // cleanup that is not a future gives errors there and nowhere else.
         let at_cleanup = reported_at(cleanup.span());
@@ -276,7 +280,7 @@ impl Visitor for SuspensionPoints<'_> {
         *expr = block_expr(point);
     }
 
-    fn macro_call(&mut self, mac: &Macro) {
+    fn macro_call(&mut self, mac: &mut Macro) {
         let known = mac
             .path
             .segments

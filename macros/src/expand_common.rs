@@ -88,10 +88,9 @@ pub(crate) fn erase_impl_trait(ty: &mut Type, with: &Type) -> bool {
             }
             erased
         }
-        Type::Tuple(tuple) => tuple
-            .elems
-            .iter_mut()
-            .fold(false, |erased, inner| erase_impl_trait(inner, with) | erased),
+        Type::Tuple(tuple) => tuple.elems.iter_mut().fold(false, |erased, inner| {
+            erase_impl_trait(inner, with) | erased
+        }),
         Type::Array(array) => erase_impl_trait(&mut array.elem, with),
         Type::Slice(slice) => erase_impl_trait(&mut slice.elem, with),
         Type::Reference(reference) => erase_impl_trait(&mut reference.elem, with),
@@ -134,7 +133,10 @@ mod tests {
 
     #[test]
     fn impl_trait_is_erased_wherever_it_is_nested() {
-        assert_eq!(erased(parse_quote!(Result<impl Display, E>)), "Result < _ , E >");
+        assert_eq!(
+            erased(parse_quote!(Result<impl Display, E>)),
+            "Result < _ , E >"
+        );
         assert_eq!(
             erased(parse_quote!(io::Result<(impl Fn() -> u8, Vec<impl Debug>)>)),
             "io :: Result < (_ , Vec < _ >) >"
@@ -144,7 +146,8 @@ mod tests {
 
     #[test]
     fn only_the_error_type_is_asserted() {
-        let assertion = |ty: Type| cancellable_assertion_type(&ty).map(|ty| quote!(#ty).to_string());
+        let assertion =
+            |ty: Type| cancellable_assertion_type(&ty).map(|ty| quote!(#ty).to_string());
         assert_eq!(
             assertion(parse_quote!(Result<impl Display, E>)).as_deref(),
             Some("Result < () , E >")
@@ -153,6 +156,9 @@ mod tests {
             assertion(parse_quote!(Result<Vec<u8>, E>)).as_deref(),
             Some("Result < Vec < u8 > , E >")
         );
-        assert_eq!(assertion(parse_quote!(Result<u8, impl From<Cancelled>>)), None);
+        assert_eq!(
+            assertion(parse_quote!(Result<u8, impl From<Cancelled>>)),
+            None
+        );
     }
 }

@@ -87,7 +87,9 @@ fn expand_checked(
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
-    SpawnRewriter::new(krate, name_text.clone()).visit_block(&mut block);
+    let mut rewriter = SpawnRewriter::new(krate, name_text.clone());
+    rewriter.visit_block(&mut block);
+    rewriter.warn_hidden_spawns(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);

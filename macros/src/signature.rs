@@ -71,14 +71,15 @@ pub(crate) fn check_main<'a>(
             }
         }
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if !is_unit(ty) && is_obviously_not_result(ty) {
-            errors.error_spanned(
-                ty,
-                "a `#[graceful_main]` function must return `()` or `Result<(), E>` where \
+    if let ReturnType::Type(_, ty) = &sig.output
+        && !is_unit(ty)
+        && is_obviously_not_result(ty)
+    {
+        errors.error_spanned(
+            ty,
+            "a `#[graceful_main]` function must return `()` or `Result<(), E>` where \
                  `E: Debug`",
-            );
-        }
+        );
     }
     scope_parameter
 }

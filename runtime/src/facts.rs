@@ -242,7 +242,11 @@ mod tests {
 
     #[test]
     fn defaults_are_accepted_values() {
-        assert!(super::DEFAULT_SIGNALS.iter().all(|s| super::SIGNALS.contains(s)));
-        assert!(super::DEFAULT_CLEANUP_TIMEOUT_MS > 0 && super::DEFAULT_MAIN_TIMEOUT_MS > 0);
+        assert!(
+            super::DEFAULT_SIGNALS
+                .iter()
+                .all(|s| super::SIGNALS.contains(s))
+        );
+        const { assert!(super::DEFAULT_CLEANUP_TIMEOUT_MS > 0 && super::DEFAULT_MAIN_TIMEOUT_MS > 0) };
     }
 }

@@ -224,6 +224,77 @@ impl<O> ViaAnyOutput for OutputProbe<O> {
     }
 }
 
+/// The argument of a spawn the macro cannot prove to be tokio's: it may be anything, so
+/// its probe must compile whatever it is.
+#[doc(hidden)]
+pub struct ArgumentProbe<X>(PhantomData<fn() -> X>);
+
+// Not derived: a probe is `Copy` whatever it probes.
+impl<X> Clone for ArgumentProbe<X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<X> Copy for ArgumentProbe<X> {}
+
+/// The probe for a spawn's argument, a future or a closure or neither.
+#[doc(hidden)]
+pub fn probe_argument<X>(_: &X) -> ArgumentProbe<X> {
+    ArgumentProbe(PhantomData)
+}
+
+/// What an argument that is neither a future nor a closure gives: nothing to classify.
+#[doc(hidden)]
+pub struct NotATask;
+
+#[doc(hidden)]
+pub trait ViaFutureArgument<O> {
+    fn output_probe(&self) -> OutputProbe<O>;
+}
+
+impl<F: IntoFuture> ViaFutureArgument<F::Output> for &&ArgumentProbe<F> {
+    fn output_probe(&self) -> OutputProbe<F::Output> {
+        OutputProbe(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaFunctionArgument<R> {
+    fn output_probe(&self) -> OutputProbe<R>;
+}
+
+impl<F: FnOnce() -> R, R> ViaFunctionArgument<R> for &ArgumentProbe<F> {
+    fn output_probe(&self) -> OutputProbe<R> {
+        OutputProbe(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaOtherArgument {
+    fn output_probe(&self) -> OutputProbe<NotATask>;
+}
+
+impl<X> ViaOtherArgument for ArgumentProbe<X> {
+    fn output_probe(&self) -> OutputProbe<NotATask> {
+        OutputProbe(PhantomData)
+    }
+}
+
+/// The output probe for an [`ArgumentProbe`]: a future's output, a closure's return
+/// value, or [`NotATask`] for anything else.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __probe_argument {
+    ($probe:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{
+            ViaFunctionArgument as _, ViaFutureArgument as _, ViaOtherArgument as _,
+        };
+        (&&&$probe).output_probe()
+    }};
+}
+
 /// Picks the classifier for a probe; used by the attributes' expansion.
 #[doc(hidden)]
 #[macro_export]
@@ -306,10 +377,38 @@ mod tests {
         let classify = crate::__classify!(probe_future(&diverging));
         assert_eq!(infer(&probe), "!");
         assert_eq!(std::mem::size_of_val(&classify), 0);
-        let looping = || -> ! { loop {} };
+        let looping = || {
+            loop {
+                std::thread::park();
+            }
+        };
         let probe = probe_fn(&looping);
         let _ = crate::__classify!(probe_fn(&looping));
         assert_eq!(infer(&probe), "!");
+    }
+
+    #[test]
+    fn arguments_are_probed_whatever_they_are() {
+        fn output<O>(_: &OutputProbe<O>) -> &'static str {
+            std::any::type_name::<O>()
+        }
+        let future = async { Ok::<u8, Cancelled>(1) };
+        assert_eq!(
+            output(&crate::__probe_argument!(probe_argument(&future))),
+            std::any::type_name::<Result<u8, Cancelled>>()
+        );
+        let closure = || 7_u16;
+        assert_eq!(
+            output(&crate::__probe_argument!(probe_argument(&closure))),
+            "u16"
+        );
+        assert!(output(&crate::__probe_argument!(probe_argument(&3_u8))).ends_with("NotATask"));
+        let failing = async { Err::<(), Cancelled>(Cancelled::new(None)) };
+        let classify = crate::__classify!(crate::__probe_argument!(probe_argument(&failing)));
+        assert_eq!(
+            classify.classify(&Err::<(), Cancelled>(Cancelled::new(None))),
+            TaskOutcome::Cancelled
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl fmt::Display for Human {
             write!(f, "{ms}ms")
         } else if ms < 60_000 {
             let secs = d.as_secs_f64();
-            if ms % 1_000 == 0 {
+            if ms.is_multiple_of(1_000) {
                 write!(f, "{}s", d.as_secs())
             } else {
                 write!(f, "{secs:.2}s")

@@ -53,3 +53,73 @@ fn a_bad_sundown_timeout_says_what_is_wrong() {
         assert!(!end.stderr.contains("without a unit"), "{}", end.stderr);
     }
 }
+
+const SPAWN_FORMS: &str = env!("CARGO_BIN_EXE_spawn_forms");
+const SPAWN_FORMS_SOURCE: &str = include_str!("../src/bin/spawn_forms.rs");
+
+/// Stops `mode` of the spawn-forms program with SIGTERM and checks that the drain waited
+/// for each named task: a task shutdown does not wait for is destroyed before its line.
+fn drain_waits_for(mode: &str, tasks: &[&str]) {
+    let mut p = Program::start(SPAWN_FORMS, mode, Start::default());
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{mode}: {}", end.stderr);
+    for task in tasks {
+        assert!(
+            end.stdout.contains(&format!("{task} done")),
+            "{mode}: `{task}` was not waited for\nstdout: {:?}\nstderr: {}",
+            end.stdout,
+            end.stderr
+        );
+    }
+    assert!(!end.stderr.contains("untracked"), "{mode}: {}", end.stderr);
+}
+
+#[test]
+fn the_drain_waits_for_spawns_written_through_an_import() {
+    drain_waits_for("imports", &["imported", "renamed", "module path"]);
+}
+
+#[test]
+fn the_drain_waits_for_spawns_inside_vec_join_and_println() {
+    drain_waits_for(
+        "macros",
+        &[
+            "in vec",
+            "imported in vec",
+            "in join",
+            "in join async block",
+            "in println",
+        ],
+    );
+}
+
+#[test]
+fn the_drain_waits_for_spawns_on_a_handle_and_through_map() {
+    drain_waits_for("handle", &["on handle", "on a kept handle", "mapped"]);
+}
+
+#[test]
+fn the_drain_waits_for_spawns_in_a_cancel_safe_body() {
+    drain_waits_for(
+        "cancel_safe",
+        &["imported in cancel_safe", "in vec in cancel_safe"],
+    );
+}
+
+/// A diverging spawn compiles and is tracked: at the deadline it is a straggler named at
+/// the user's line.
+#[test]
+fn a_diverging_spawn_is_tracked_and_reported_as_a_straggler() {
+    let mut p = Program::start(SPAWN_FORMS, "diverging", Start::default());
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    let line = sundown_tests::line_of(SPAWN_FORMS_SOURCE, "DIVERGING LINE") - 4;
+    end.assert_budget_ran_out(
+        Duration::from_secs(3),
+        &[
+            "diverging::{async block}",
+            &format!("spawn_forms.rs:{line}"),
+        ],
+    );
+}

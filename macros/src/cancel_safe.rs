@@ -21,7 +21,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let (parsed, mut errors) = args::parse_cancel(args);
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
-        Err(_) => {
+        Err(error) => {
             match syn::parse2::<TraitItemFn>(item.clone()) {
                 Ok(TraitItemFn {
                     default: None,
@@ -36,6 +36,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         sig.ident
                     ),
                 ),
+                // A function syn cannot read: its own error says where and why.
+                _ if signature::declares_function(&item) => errors.push(error),
                 _ => errors.error_spanned(
                     &item,
                     "`#[cancel_safe]` can only be applied to an `async fn`",
@@ -45,6 +47,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #errors);
         }
     };
+    if let Some(again) =
+        signature::find_attribute(&function.attrs, signature::ends_in("cancel_safe"))
+    {
+        // The second would rewrite the first one's expansion.
+        errors.error_spanned(
+            again,
+            "`#[cancel_safe]` is applied twice: remove one of them",
+        );
+    }
     signature::check_cancel(&function.sig, &mut errors);
     if !errors.is_empty() {
         let errors = errors.to_compile_errors();
@@ -430,6 +441,36 @@ mod tests {
             expanded.contains("not on the trait's declaration"),
             "{expanded}"
         );
+    }
+
+    /// Regression: syn's error for a function it cannot read was replaced by "can only
+    /// be applied to an `async fn`", which said nothing of what was wrong.
+    #[test]
+    fn a_function_syn_cannot_read_gets_syns_error() {
+        for expand in [expand, crate::graceful_main::expand] {
+            let expanded = expand(quote!(), quote!(async fn poll(x: ) -> Result<(), E> {}))
+                .to_string();
+            assert!(!expanded.contains("can only be applied"), "{expanded}");
+            assert!(expanded.contains("compile_error"), "{expanded}");
+            let expanded = expand(quote!(), quote!(struct NotAFunction;)).to_string();
+            assert!(expanded.contains("can only be applied"), "{expanded}");
+        }
+    }
+
+    /// Regression: `#[cancel_safe]` written twice expanded the expansion, and the user got
+    /// a borrow error (E0499) about generated code.
+    #[test]
+    fn applied_twice_is_an_error_that_says_so() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                #[sundown::cancel_safe]
+                async fn poll() -> Result<(), E> { Ok(()) }
+            ),
+        )
+        .to_string();
+        assert!(expanded.contains("applied twice"), "{expanded}");
+        assert!(!expanded.contains("Watcher"), "{expanded}");
     }
 
     /// Regression: `#![allow(..)]` at the top of the body was emitted before the function,

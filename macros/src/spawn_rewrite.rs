@@ -74,7 +74,7 @@ impl<'a> SpawnRewriter<'a> {
                     ascribed.as_deref(),
                     &name,
                     detached,
-                    call.span(),
+                    (call.span(), call.paren_token.span.join()),
                 )
             }
             (Expr::Call(call), SpawnSite::Unproven(kind)) => {
@@ -94,7 +94,7 @@ impl<'a> SpawnRewriter<'a> {
         ascribed: Option<&Type>,
         name: &str,
         detached: bool,
-        site: Span,
+        (site, end): (Span, Span),
     ) -> TokenStream {
         let krate = self.krate;
         let (probe, tracked, local) = match kind {
@@ -109,11 +109,17 @@ impl<'a> SpawnRewriter<'a> {
                 quote!(__sundown_function),
             ),
         };
-        // The call into the runtime carries the user's span, so `#[track_caller]` reports
-        // the user's line; the locals keep the expansion's span.
+        // The call into the runtime carries the user's spans, from the callee to the
+        // closing parenthesis: `#[track_caller]` reports the user's line, and an argument
+        // that cannot be spawned (a future that is not `Send`) is reported over the user's
+        // whole call, as it is for `tokio::spawn`. The locals keep the expansion's span.
         let callee = respan(quote!(#krate::__private::#tracked), site);
-        let arguments = quote!(#name, #detached, #local, __sundown_classify);
-        let tracked_call = quote_spanned!(site=> #callee(#arguments));
+        let mut arguments = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(site=> #name, #detached, #local, __sundown_classify),
+        );
+        arguments.set_span(end);
+        let tracked_call = quote!(#callee #arguments);
         let ascription = ascribed.map(|ty| quote!(: #ty));
         quote! {
             let #local #ascription = #spawned;
@@ -227,7 +233,7 @@ impl<'a> SpawnRewriter<'a> {
     fn tracked_function(&self, kind: SpawnKind, ascribed: Option<&Type>, site: Span) -> Expr {
         let local = quote!(__sundown_argument);
         let name = format!("{}::{{task}}", self.enclosing);
-        let body = self.tracked(kind, local.clone(), ascribed, &name, false, site);
+        let body = self.tracked(kind, local.clone(), ascribed, &name, false, (site, site));
         let closure = quote!(|#local| { #body });
         Expr::Verbatim(closure)
     }

@@ -448,11 +448,17 @@ mod tests {
     #[test]
     fn a_function_syn_cannot_read_gets_syns_error() {
         for expand in [expand, crate::graceful_main::expand] {
-            let expanded = expand(quote!(), quote!(async fn poll(x: ) -> Result<(), E> {}))
-                .to_string();
+            let expanded =
+                expand(quote!(), quote!(async fn poll(x: ) -> Result<(), E> {})).to_string();
             assert!(!expanded.contains("can only be applied"), "{expanded}");
             assert!(expanded.contains("compile_error"), "{expanded}");
-            let expanded = expand(quote!(), quote!(struct NotAFunction;)).to_string();
+            let expanded = expand(
+                quote!(),
+                quote!(
+                    struct NotAFunction;
+                ),
+            )
+            .to_string();
             assert!(expanded.contains("can only be applied"), "{expanded}");
         }
     }
@@ -465,7 +471,9 @@ mod tests {
             quote!(),
             quote!(
                 #[sundown::cancel_safe]
-                async fn poll() -> Result<(), E> { Ok(()) }
+                async fn poll() -> Result<(), E> {
+                    Ok(())
+                }
             ),
         )
         .to_string();

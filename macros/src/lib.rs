@@ -14,6 +14,8 @@ mod graceful_main;
 #[cfg(test)]
 mod proptests;
 mod signature;
+#[cfg(test)]
+mod snapshots;
 mod spawn_rewrite;
 mod suggest;
 mod walk;

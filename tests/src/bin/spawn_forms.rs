@@ -31,6 +31,11 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// Keeps handles the way a program would, in a `Vec`.
+fn keep<T>(handles: Vec<T>) -> usize {
+    handles.len()
+}
+
 async fn finisher(name: &'static str) {
     sundown::requested().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -48,13 +53,15 @@ async fn imports() {
 
 #[graceful_main]
 async fn macros() {
-    let _handles = vec![
+    keep(vec![
         tokio::spawn(finisher("in vec")),
         spawn(finisher("imported in vec")),
-    ];
+    ]);
     let _joined = tokio::join!(
         std::future::ready(tokio::spawn(finisher("in join"))),
-        async { task::spawn(finisher("in join async block")) },
+        async {
+            task::spawn(finisher("in join async block"));
+        },
     );
     println!(
         "finished at once: {}",
@@ -77,7 +84,7 @@ async fn handle() {
 #[cancel_safe]
 async fn starts() -> Result<(), Cancelled> {
     spawn(finisher("imported in cancel_safe"));
-    let _handles = vec![task::spawn(finisher("in vec in cancel_safe"))];
+    keep(vec![task::spawn(finisher("in vec in cancel_safe"))]);
     Ok(())
 }
 

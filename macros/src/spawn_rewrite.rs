@@ -62,6 +62,17 @@ impl<'a> SpawnRewriter<'a> {
     /// Replaces the spawn call `expr` (made at `site`) with its tracked form. Its
     /// arguments must have been visited already.
     fn rewrite(&self, expr: &mut Expr, site: SpawnSite, detached: bool) {
+        self.rewrite_declared(expr, site, detached, None);
+    }
+
+    /// As `rewrite`, for a spawn whose handle's output type the user declared.
+    fn rewrite_declared(
+        &self,
+        expr: &mut Expr,
+        site: SpawnSite,
+        detached: bool,
+        declared: Option<&Type>,
+    ) {
         let replacement = match (&*expr, site) {
             (Expr::Call(call), SpawnSite::Tokio(kind, ascribed)) => {
                 let Some(spawned) = call.args.first() else {
@@ -71,7 +82,7 @@ impl<'a> SpawnRewriter<'a> {
                 self.tracked(
                     kind,
                     quote!(#spawned),
-                    ascribed.as_deref(),
+                    (ascribed.as_deref(), declared),
                     &name,
                     detached,
                     (call.span(), call.paren_token.span.join()),
@@ -91,7 +102,7 @@ impl<'a> SpawnRewriter<'a> {
         &self,
         kind: SpawnKind,
         spawned: TokenStream,
-        ascribed: Option<&Type>,
+        (ascribed, declared): (Option<&Type>, Option<&Type>),
         name: &str,
         detached: bool,
         (site, end): (Span, Span),
@@ -108,6 +119,13 @@ impl<'a> SpawnRewriter<'a> {
                 quote!(spawn_blocking_tracked),
                 quote!(__sundown_function),
             ),
+        };
+        // An output type the user declared for the handle is given to the probe, which is
+        // resolved before the declaration is reached.
+        let probe = match (declared, kind) {
+            (Some(output), SpawnKind::Future) => quote!(probe_future_as::<#output, _>),
+            (Some(output), SpawnKind::Blocking) => quote!(probe_fn_as::<#output, _>),
+            (None, _) => probe,
         };
         // The call into the runtime carries the user's spans, from the callee to the
         // closing parenthesis: `#[track_caller]` reports the user's line, and an argument
@@ -233,7 +251,14 @@ impl<'a> SpawnRewriter<'a> {
     fn tracked_function(&self, kind: SpawnKind, ascribed: Option<&Type>, site: Span) -> Expr {
         let local = quote!(__sundown_argument);
         let name = format!("{}::{{task}}", self.enclosing);
-        let body = self.tracked(kind, local.clone(), ascribed, &name, false, (site, site));
+        let body = self.tracked(
+            kind,
+            local.clone(),
+            (ascribed, None),
+            &name,
+            false,
+            (site, site),
+        );
         let closure = quote!(|#local| { #body });
         Expr::Verbatim(closure)
     }
@@ -290,6 +315,15 @@ impl SpawnRewriter<'_> {
 
 impl Visitor for SpawnRewriter<'_> {
     fn stmt(&mut self, stmt: &mut Stmt) -> bool {
+        if let Some((expr, site, declared, detached)) = declared_spawn(stmt) {
+            if let Expr::Call(call) = expr {
+                for argument in &mut call.args {
+                    walk::visit_expr(self, argument);
+                }
+            }
+            self.rewrite_declared(expr, site, detached, Some(&declared));
+            return true;
+        }
         let Some((expr, site)) = detached_spawn(stmt) else {
             return false;
         };
@@ -557,6 +591,34 @@ fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite)> {
     };
     let site = spawn_site(expr)?;
     Some((expr, site))
+}
+
+/// The spawn of `let h: JoinHandle<O> = tokio::spawn(x);` (tokio's path in full), with
+/// the output type `O` the user declared, and whether the handle is discarded (`let _`).
+fn declared_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite, Type, bool)> {
+    let Stmt::Local(local) = stmt else {
+        return None;
+    };
+    let Pat::Type(typed) = &local.pat else {
+        return None;
+    };
+    let Type::Path(handle) = &*typed.ty else {
+        return None;
+    };
+    let last = handle.path.segments.last()?;
+    let PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
+    let output = match (last.ident == "JoinHandle", arguments.args.first()) {
+        (true, Some(GenericArgument::Type(output))) if arguments.args.len() == 1 => output.clone(),
+        _ => return None,
+    };
+    let detached = discards(&typed.pat);
+    let init = local.init.as_mut().filter(|init| init.diverge.is_none())?;
+    match spawn_site(&init.expr)? {
+        site @ SpawnSite::Tokio(..) => Some((&mut *init.expr, site, output, detached)),
+        _ => None,
+    }
 }
 
 fn discards(pat: &Pat) -> bool {
@@ -880,6 +942,30 @@ mod tests {
                 spawned("h", false),
             ]
         );
+    }
+
+    /// Regression: `let h: JoinHandle<anyhow::Result<()>> = tokio::spawn(async { Ok(()) })`
+    /// did not compile: the probe, resolved before the declaration, took the error type
+    /// for a `std::error::Error`.
+    #[test]
+    fn a_declared_output_type_is_given_to_the_probe() {
+        let function: syn::ItemFn = parse_quote! {
+            async fn main() {
+                let h: JoinHandle<anyhow::Result<()>> = tokio::spawn(async { Ok(()) });
+                let _: tokio::task::JoinHandle<u8> = tokio::task::spawn_blocking(f);
+                let v: Vec<u8> = tokio::spawn(x);
+            }
+        };
+        let mut function = function;
+        let krate: syn::Path = parse_quote!(::sundown);
+        SpawnRewriter::new(&krate, "main".to_owned()).visit_block(&mut function.block);
+        let written = quote!(#function).to_string();
+        assert!(
+            written.contains("probe_future_as :: < anyhow :: Result < () > , _ >"),
+            "{written}"
+        );
+        assert!(written.contains("probe_fn_as :: < u8 , _ >"), "{written}");
+        assert_eq!(written.matches("_as ::").count(), 2, "{written}");
     }
 
     #[test]

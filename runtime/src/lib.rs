@@ -266,7 +266,8 @@ pub mod __private {
     pub use crate::probe::{
         ArgumentProbe, Classify, FnOutput, NotATask, OutputProbe, ViaAnyOutput, ViaDebug,
         ViaDynError, ViaFunctionArgument, ViaFutureArgument, ViaNever, ViaOtherArgument,
-        ViaSendSyncError, ViaStdError, probe_argument, probe_fn, probe_future,
+        ViaSendSyncError, ViaStdError, probe_argument, probe_fn, probe_fn_as, probe_future,
+        probe_future_as,
     };
     pub use crate::scope::FailurePolicy;
     pub use crate::task::TaskOutcome;

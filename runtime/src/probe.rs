@@ -32,6 +32,20 @@ pub fn probe_future<F: IntoFuture>(_: &F) -> OutputProbe<F::Output> {
     OutputProbe(PhantomData)
 }
 
+/// The probe for a future whose output the user declared (`let h: JoinHandle<O> = ..`):
+/// the output type is then known where the probe is resolved, though the code that
+/// decides it comes later.
+#[doc(hidden)]
+pub fn probe_future_as<O, F: IntoFuture<Output = O>>(_: &F) -> OutputProbe<O> {
+    OutputProbe(PhantomData)
+}
+
+/// The probe for a closure whose return type the user declared.
+#[doc(hidden)]
+pub fn probe_fn_as<R, F: FnOnce() -> R>(_: &F) -> OutputProbe<R> {
+    OutputProbe(PhantomData)
+}
+
 /// The probe for a closure's return value.
 #[doc(hidden)]
 pub fn probe_fn<F: FnOnce() -> R, R>(_: &F) -> OutputProbe<R> {

@@ -1,7 +1,8 @@
 //! Every spawn form the attributes track compiles as it does under `#[tokio::main]`:
 //! imported and renamed functions, a module path, a turbofish, a handle, a function
 //! passed as a value, and spawns inside `vec!`, `join!`, `try_join!`, `select!`,
-//! `assert!` and the formatting macros. Non-tokio functions called `spawn` still compile.
+//! `assert!` and the formatting macros, and spawns whose output type the handle's declared
+//! type decides. Non-tokio functions called `spawn` still compile.
 use sundown::{Cancelled, cancel_safe, graceful_main};
 use tokio::spawn;
 use tokio::spawn as go;
@@ -36,6 +37,13 @@ async fn main() -> anyhow::Result<()> {
     let on_handle = tokio::runtime::Handle::current().spawn(work(7));
     let handle = tokio::runtime::Handle::current();
     let on_place = handle.spawn(work(8));
+    // The output type is decided by the handle's declared type, after the spawn.
+    let declared: tokio::task::JoinHandle<anyhow::Result<()>> = tokio::spawn(async {
+        tokio::task::yield_now().await;
+        Ok(())
+    });
+    let declared_blocking: tokio::task::JoinHandle<u32> =
+        tokio::task::spawn_blocking(|| Default::default());
     let blocking = run_blocking(|| 9_u32);
     let blocking_in_full = tokio::task::spawn_blocking::<_, u32>(|| 10);
     let mut set = tokio::task::JoinSet::new();
@@ -56,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
     total += typed.await? + on_handle.await? + on_place.await?;
     total += blocking.await? + blocking_in_full.await?;
     total += in_cancel_safe().await?;
+    declared.await??;
+    total += declared_blocking.await?;
     total += (pool::spawn)(0);
     assert_eq!(total, 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 10 + 1);
     while set.join_next().await.is_some() {}

@@ -150,9 +150,20 @@ pub mod shadowed {
         Outcome::Ok(())
     }
 
-    /// The smallest entry point: no parameter, no return type.
+    /// The smallest entry point: no parameter, no return type; its spawns are written in
+    /// each form the attributes track: imported, on a handle, in macro input, as a value.
     #[graceful_main(crate = "::sundown_renamed")]
     pub async fn unit_program() {
+        use ::tokio::task as runtime_tasks;
         ::tokio::task::spawn_blocking(|| 1);
+        runtime_tasks::spawn(heartbeat());
+        runtime_tasks::spawn_blocking(|| 2);
+        ::tokio::runtime::Handle::current().spawn(heartbeat());
+        let handles = ::std::vec![
+            ::tokio::spawn(heartbeat()),
+            runtime_tasks::spawn(heartbeat())
+        ];
+        let _ = ::tokio::join!(::tokio::spawn(heartbeat()));
+        let _: ::std::vec::Vec<_> = handles.into_iter().map(::tokio::spawn).collect();
     }
 }

@@ -1,8 +1,8 @@
 //! Attribute arguments: parsed into a configuration that keeps spans, then checked
 //! against each other. Every mistake is recorded; none stops the others from being found.
 
-use crate::duration;
 use crate::error::{Errors, code_list};
+use crate::facts::{self, DEFAULT_MAIN_TIMEOUT_MS, DEFAULT_SIGNALS, SIGNALS};
 use crate::suggest::{did_you_mean, suggestion_suffix};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -116,17 +116,6 @@ pub(crate) const MAIN_KEYS: &[&str] = &[
 ];
 
 pub(crate) const CANCEL_KEYS: &[&str] = &["cleanup", "timeout", "token", "crate"];
-
-/// Shutdown budget when `timeout` is not given; mirrors `MainConfig::DEFAULT`.
-pub(crate) const DEFAULT_MAIN_TIMEOUT_MS: u64 = 9_000;
-
-/// Cleanup bound when `#[cancel_safe]` has no `timeout`.
-pub(crate) const DEFAULT_CLEANUP_TIMEOUT_MS: u64 = 5_000;
-
-/// Signals that may start a shutdown or request a task dump.
-pub(crate) const SIGNALS: &[&str] = &[
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
-];
 
 const UNCATCHABLE_SIGNALS: &[&str] = &["SIGKILL", "SIGSTOP"];
 
@@ -309,15 +298,15 @@ pub(crate) fn setting_of<T>(pair: &TokenStream) -> impl Fn(T) -> Setting<T> + '_
 
 /// Checks the arguments of `#[graceful_main]` against each other.
 fn check_main_combinations(parsed: &MainArgs, errors: &mut Errors) {
-    if let (Some(threads), Some(flavor)) = (&parsed.worker_threads, &parsed.flavor) {
-        if flavor.value == Flavor::CurrentThread {
-            errors.error_spanned(
-                &threads.pair,
-                "`worker_threads` cannot be used with `flavor = \"current_thread\"`, which runs \
+    if let (Some(threads), Some(flavor)) = (&parsed.worker_threads, &parsed.flavor)
+        && flavor.value == Flavor::CurrentThread
+    {
+        errors.error_spanned(
+            &threads.pair,
+            "`worker_threads` cannot be used with `flavor = \"current_thread\"`, which runs \
                  everything on the main thread; remove `worker_threads` or use \
                  `flavor = \"multi_thread\"`",
-            );
-        }
+        );
     }
     if let Some(delay) = &parsed.delay {
         let (timeout, timeout_origin) = match &parsed.timeout {
@@ -352,17 +341,17 @@ fn check_main_combinations(parsed: &MainArgs, errors: &mut Errors) {
                 ),
             );
         }
-    } else if let Some(dump) = &parsed.dump_signal {
-        if ["SIGINT", "SIGTERM"].contains(&dump.value.as_str()) {
-            errors.error_spanned(
-                &dump.pair,
-                format!(
-                    "`{}` starts a shutdown by default, so it cannot also dump the task table; \
+    } else if let Some(dump) = &parsed.dump_signal
+        && DEFAULT_SIGNALS.contains(&dump.value.as_str())
+    {
+        errors.error_spanned(
+            &dump.pair,
+            format!(
+                "`{}` starts a shutdown by default, so it cannot also dump the task table; \
                      use `dump_signal = \"SIGUSR1\"` or list the shutdown signals in `signals`",
-                    dump.value
-                ),
-            );
-        }
+                dump.value
+            ),
+        );
     }
 }
 
@@ -455,7 +444,7 @@ fn expected_string(key: &str, value: &Expr) -> String {
     }) = value
     {
         let written = int.to_string();
-        if duration::parse_millis(&written).is_ok() {
+        if facts::parse_millis(&written).is_ok() {
             return format!("durations are string literals: write `{key} = \"{written}\"`");
         }
     }
@@ -472,11 +461,12 @@ pub(crate) fn duration_value(
     errors: &mut Errors,
 ) -> Option<u64> {
     let lit = string_value(key, value, errors)?;
-    match duration::parse_millis(&lit.value()) {
-        Ok(0) if !zero_allowed => {
-            errors.error_spanned(&lit, format!("`{key}` must be longer than zero"));
-            None
-        }
+    let parsed = if zero_allowed {
+        facts::parse_millis(&lit.value())
+    } else {
+        facts::parse_budget_millis(key, &lit.value())
+    };
+    match parsed {
         Ok(millis) => Some(millis),
         Err(message) => {
             errors.error_spanned(&lit, message);

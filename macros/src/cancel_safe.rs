@@ -1,17 +1,19 @@
 //! `#[cancel_safe]`: the body stops at its next await when its scope is cancelled, runs the
 //! optional cleanup, and the function returns `Err(Cancelled.into())`.
 
-use crate::args::{self, CancelArgs, DEFAULT_CLEANUP_TIMEOUT_MS};
+use crate::args::{self, CancelArgs};
 use crate::expand_common::{
-    default_krate, duration_tokens, fake_return_edge, outer_and_inner, reported_at, return_type,
+    cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait, fake_return_edge,
+    outer_and_inner, reported_at, return_type,
 };
+use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, block_expr, respan};
 use crate::walk::{self, Visitor};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ItemFn, Macro, TraitItemFn};
+use syn::{Block, Expr, ItemFn, Macro, ReturnType, TraitItemFn};
 
 /// Expands `#[cancel_safe(args)] item`. On any error the function is emitted unchanged
 /// next to the errors.
@@ -19,7 +21,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let (parsed, mut errors) = args::parse_cancel(args);
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
-        Err(_) => {
+        Err(error) => {
             match syn::parse2::<TraitItemFn>(item.clone()) {
                 Ok(TraitItemFn {
                     default: None,
@@ -34,6 +36,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         sig.ident
                     ),
                 ),
+                // A function syn cannot read: its own error says where and why.
+                _ if signature::declares_function(&item) => errors.push(error),
                 _ => errors.error_spanned(
                     &item,
                     "`#[cancel_safe]` can only be applied to an `async fn`",
@@ -43,6 +47,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #errors);
         }
     };
+    if let Some(again) =
+        signature::find_attribute(&function.attrs, signature::ends_in("cancel_safe"))
+    {
+        // The second would rewrite the first one's expansion.
+        errors.error_spanned(
+            again,
+            "`#[cancel_safe]` is applied twice: remove one of them",
+        );
+    }
     signature::check_cancel(&function.sig, &mut errors);
     if !errors.is_empty() {
         let errors = errors.to_compile_errors();
@@ -74,16 +87,34 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
     let name_text = name.to_string();
     let mut rewriter = SpawnRewriter::new(&krate, name_text.clone());
     rewriter.visit_block(&mut block);
+    let mut cleanup = cleanup;
+    if let Some(cleanup) = &mut cleanup {
+        rewriter.visit_expr(cleanup);
+    }
+    rewriter.warn_hidden_spawns(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
+    // `impl Trait` may only be written in the signature: where the expansion names the
+    // return type, `_` lets the body decide it, and the assertion looks at the error only.
+    let (ret, assertion) = match &sig.output {
+        ReturnType::Type(_, ty) => {
+            let mut named = (**ty).clone();
+            erase_impl_trait(&mut named, &syn::parse_quote!(_));
+            (quote!(#named), cancellable_assertion_type(ty))
+        }
+        ReturnType::Default => (ret, None),
+    };
     let fake_return = fake_return_edge(&ret, ret_span);
     let body = body_tokens(&block, &krate, &fake_return);
     // The return type is given one span here and in `cancelled_error` below, so a missing
     // `From<Cancelled>` is reported once, at the return type, instead of twice.
     let ret_once = respan(ret.clone(), ret_span);
-    let assert_cancellable = quote_spanned! {ret_span=>
-        #krate::__private::assert_cancellable::<#ret_once>();
-    };
+    let assert_cancellable = assertion.map(|assertion| {
+        let assertion = respan(quote!(#assertion), ret_span);
+        quote_spanned! {ret_span=>
+            #krate::__private::assert_cancellable::<#assertion>();
+        }
+    });
     let caller = respan(quote!(::core::panic::Location::caller()), name.span());
     let cleanup_timeout =
         duration_tokens(timeout.map_or(DEFAULT_CLEANUP_TIMEOUT_MS, |setting| setting.value));
@@ -105,8 +136,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             }
         }
     };
-    let run_cleanup = cleanup.map(|mut cleanup| {
-        rewriter.visit_expr(&mut cleanup);
+    let run_cleanup = cleanup.map(|cleanup| {
         // Everything done with the cleanup is reported at the user's expression, so a
         // cleanup that is not a future gives errors there and nowhere else.
         let at_cleanup = reported_at(cleanup.span());
@@ -261,7 +291,7 @@ impl Visitor for SuspensionPoints<'_> {
         *expr = block_expr(point);
     }
 
-    fn macro_call(&mut self, mac: &Macro) {
+    fn macro_call(&mut self, mac: &mut Macro) {
         let known = mac
             .path
             .segments
@@ -411,6 +441,44 @@ mod tests {
             expanded.contains("not on the trait's declaration"),
             "{expanded}"
         );
+    }
+
+    /// Regression: syn's error for a function it cannot read was replaced by "can only
+    /// be applied to an `async fn`", which said nothing of what was wrong.
+    #[test]
+    fn a_function_syn_cannot_read_gets_syns_error() {
+        for expand in [expand, crate::graceful_main::expand] {
+            let expanded =
+                expand(quote!(), quote!(async fn poll(x: ) -> Result<(), E> {})).to_string();
+            assert!(!expanded.contains("can only be applied"), "{expanded}");
+            assert!(expanded.contains("compile_error"), "{expanded}");
+            let expanded = expand(
+                quote!(),
+                quote!(
+                    struct NotAFunction;
+                ),
+            )
+            .to_string();
+            assert!(expanded.contains("can only be applied"), "{expanded}");
+        }
+    }
+
+    /// Regression: `#[cancel_safe]` written twice expanded the expansion, and the user got
+    /// a borrow error (E0499) about generated code.
+    #[test]
+    fn applied_twice_is_an_error_that_says_so() {
+        let expanded = expand(
+            quote!(),
+            quote!(
+                #[sundown::cancel_safe]
+                async fn poll() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        )
+        .to_string();
+        assert!(expanded.contains("applied twice"), "{expanded}");
+        assert!(!expanded.contains("Watcher"), "{expanded}");
     }
 
     /// Regression: `#![allow(..)]` at the top of the body was emitted before the function,

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Attribute, ReturnType, Signature};
+use syn::{AttrStyle, Attribute, GenericArgument, PathArguments, ReturnType, Signature, Type};
 
 /// The runtime crate's path when `crate = "..."` is not given.
 pub(crate) fn default_krate() -> syn::Path {
@@ -59,5 +59,106 @@ pub(crate) fn fake_return_edge(ret: &TokenStream, span: Span) -> TokenStream {
             let __sundown_fake_return: #ret = loop {};
             return __sundown_fake_return;
         }
+    }
+}
+
+/// `ty` with every `impl Trait` in it replaced by `with`. An `impl Trait` may only be
+/// written in the signature; the expansion names the return type in a `let` and a
+/// turbofish too, where `_` (let the body decide) or `()` (any type will do) stands in.
+/// Returns whether anything was replaced.
+pub(crate) fn erase_impl_trait(ty: &mut Type, with: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(_) => {
+            *ty = with.clone();
+            true
+        }
+        Type::Path(path) => {
+            let mut erased = false;
+            if let Some(qself) = &mut path.qself {
+                erased |= erase_impl_trait(&mut qself.ty, with);
+            }
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(arguments) = &mut segment.arguments {
+                    for argument in &mut arguments.args {
+                        if let GenericArgument::Type(inner) = argument {
+                            erased |= erase_impl_trait(inner, with);
+                        }
+                    }
+                }
+            }
+            erased
+        }
+        Type::Tuple(tuple) => tuple.elems.iter_mut().fold(false, |erased, inner| {
+            erase_impl_trait(inner, with) | erased
+        }),
+        Type::Array(array) => erase_impl_trait(&mut array.elem, with),
+        Type::Slice(slice) => erase_impl_trait(&mut slice.elem, with),
+        Type::Reference(reference) => erase_impl_trait(&mut reference.elem, with),
+        Type::Ptr(pointer) => erase_impl_trait(&mut pointer.elem, with),
+        Type::Paren(paren) => erase_impl_trait(&mut paren.elem, with),
+        Type::Group(group) => erase_impl_trait(&mut group.elem, with),
+        _ => false,
+    }
+}
+
+/// The type `assert_cancellable` is given: the return type with each `impl Trait` of the
+/// `Ok` side made `()`, since only the error type is checked. `None` when an
+/// `impl Trait` is elsewhere (the conversion of the error is then the only check).
+pub(crate) fn cancellable_assertion_type(ret: &Type) -> Option<Type> {
+    let mut ty = ret.clone();
+    let unit: Type = syn::parse_quote!(());
+    if let Type::Path(path) = &mut ty
+        && path.qself.is_none()
+        && let Some(last) = path.path.segments.last_mut()
+        && let PathArguments::AngleBracketed(arguments) = &mut last.arguments
+        && let Some(GenericArgument::Type(ok)) = arguments.args.first_mut()
+    {
+        erase_impl_trait(ok, &unit);
+    }
+    let mut rest = ty.clone();
+    (!erase_impl_trait(&mut rest, &unit)).then_some(ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cancellable_assertion_type, erase_impl_trait};
+    use quote::quote;
+    use syn::{Type, parse_quote};
+
+    fn erased(ty: Type) -> String {
+        let mut ty = ty;
+        erase_impl_trait(&mut ty, &parse_quote!(_));
+        quote!(#ty).to_string()
+    }
+
+    #[test]
+    fn impl_trait_is_erased_wherever_it_is_nested() {
+        assert_eq!(
+            erased(parse_quote!(Result<impl Display, E>)),
+            "Result < _ , E >"
+        );
+        assert_eq!(
+            erased(parse_quote!(io::Result<(impl Fn() -> u8, Vec<impl Debug>)>)),
+            "io :: Result < (_ , Vec < _ >) >"
+        );
+        assert_eq!(erased(parse_quote!(Result<u8, E>)), "Result < u8 , E >");
+    }
+
+    #[test]
+    fn only_the_error_type_is_asserted() {
+        let assertion =
+            |ty: Type| cancellable_assertion_type(&ty).map(|ty| quote!(#ty).to_string());
+        assert_eq!(
+            assertion(parse_quote!(Result<impl Display, E>)).as_deref(),
+            Some("Result < () , E >")
+        );
+        assert_eq!(
+            assertion(parse_quote!(Result<Vec<u8>, E>)).as_deref(),
+            Some("Result < Vec < u8 > , E >")
+        );
+        assert_eq!(
+            assertion(parse_quote!(Result<u8, impl From<Cancelled>>)),
+            None
+        );
     }
 }

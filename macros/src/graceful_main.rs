@@ -6,7 +6,7 @@ use crate::error::Errors;
 use crate::expand_common::{
     default_krate, duration_tokens, fake_return_edge, outer_and_inner, return_type,
 };
-use crate::signature;
+use crate::signature::{self, declares_function};
 use crate::spawn_rewrite::{SpawnRewriter, respan};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -22,19 +22,42 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let (parsed, mut errors) = args::parse_main(args);
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
-        Err(_) => {
-            errors.error_spanned(
-                &item,
-                "`#[graceful_main]` can only be applied to an `async fn`",
-            );
+        Err(error) => {
+            // A function syn cannot read: its own error says where and why.
+            if declares_function(&item) {
+                errors.push(error);
+            } else {
+                errors.error_spanned(
+                    &item,
+                    "`#[graceful_main]` can only be applied to an `async fn`",
+                );
+            }
             let errors = errors.to_compile_errors();
             return quote!(#item #errors);
         }
     };
     let krate = parsed.krate.clone().unwrap_or_else(default_krate);
     let mut signature_errors = Errors::new();
-    let scope_parameter =
-        signature::check_main(&function.sig, &krate, &mut signature_errors).cloned();
+    // Above `#[tokio::main]`, its attribute is among the function's; below it, the function
+    // is what it made, no longer `async`: either way the two cannot be combined.
+    if let Some(tokio_main) = signature::find_attribute(&function.attrs, signature::is_tokio_main) {
+        signature_errors.error_spanned(tokio_main, signature::WITH_TOKIO_MAIN);
+    } else if function.sig.asyncness.is_none() && signature::is_tokio_main_output(&function.block) {
+        signature_errors.error_spanned(function.sig.fn_token, signature::WITH_TOKIO_MAIN);
+    }
+    if let Some(again) =
+        signature::find_attribute(&function.attrs, signature::ends_in("graceful_main"))
+    {
+        signature_errors.error_spanned(
+            again,
+            "`#[graceful_main]` is applied twice: remove one of them",
+        );
+    }
+    let scope_parameter = if signature_errors.is_empty() {
+        signature::check_main(&function.sig, &krate, &mut signature_errors).cloned()
+    } else {
+        None
+    };
     if !signature_errors.is_empty() {
         errors.absorb(signature_errors);
         let errors = errors.to_compile_errors();
@@ -87,7 +110,9 @@ fn expand_checked(
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
-    SpawnRewriter::new(krate, name_text.clone()).visit_block(&mut block);
+    let mut rewriter = SpawnRewriter::new(krate, name_text.clone());
+    rewriter.visit_block(&mut block);
+    rewriter.warn_hidden_spawns(&mut block);
 
     let (ret, ret_span) = return_type(&sig);
     let fake_return = fake_return_edge(&ret, ret_span);

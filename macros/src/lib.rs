@@ -7,13 +7,15 @@
 
 mod args;
 mod cancel_safe;
-mod duration;
 mod error;
 mod expand_common;
+mod facts;
 mod graceful_main;
 #[cfg(test)]
 mod proptests;
 mod signature;
+#[cfg(test)]
+mod snapshots;
 mod spawn_rewrite;
 mod suggest;
 mod test_attr;

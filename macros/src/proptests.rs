@@ -55,6 +55,11 @@ const ACCEPTED_FUNCTIONS: &[&str] = &[
      let _ = tokio::task::spawn_blocking(move || compute(1)); Ok(()) }",
     "async fn serve() -> io::Result<()> { let h = ::tokio::spawn(async { 1 }); h.await?; Ok(()) }",
     "#[allow(unused)] async fn main() -> Result<(), Box<dyn Error>> { Ok(()) }",
+    "async fn start() -> Result<impl Display, Cancelled> { spawn(work()); \
+     let v = vec![task::spawn(a()), tokio::spawn::<F>(b())]; \
+     Handle::current().spawn(c()); let (x,) = tokio::join!(tokio::spawn(d())); \
+     let all: Vec<_> = fs.into_iter().map(tokio::spawn).collect(); \
+     tokio::spawn(async { loop {} }); m!(tokio::spawn(e())); Ok(1) }",
 ];
 
 /// Runs both attributes on `args` and `item` and checks what they return.

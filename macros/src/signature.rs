@@ -71,16 +71,80 @@ pub(crate) fn check_main<'a>(
             }
         }
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if !is_unit(ty) && is_obviously_not_result(ty) {
-            errors.error_spanned(
-                ty,
-                "a `#[graceful_main]` function must return `()` or `Result<(), E>` where \
+    if let ReturnType::Type(_, ty) = &sig.output
+        && !is_unit(ty)
+        && is_obviously_not_result(ty)
+    {
+        errors.error_spanned(
+            ty,
+            "a `#[graceful_main]` function must return `()` or `Result<(), E>` where \
                  `E: Debug`",
-            );
-        }
+        );
     }
     scope_parameter
+}
+
+/// The first of `attrs` whose path, as its segments' names, `matches`.
+pub(crate) fn find_attribute(
+    attrs: &[syn::Attribute],
+    matches: impl Fn(&[String]) -> bool,
+) -> Option<&syn::Attribute> {
+    attrs.iter().find(|attr| {
+        let segments: Vec<String> = attr
+            .path()
+            .segments
+            .iter()
+            .map(|segment| segment.ident.to_string())
+            .collect();
+        matches(&segments)
+    })
+}
+
+/// `#[tokio::main]`, or `#[main]` imported from tokio.
+pub(crate) fn is_tokio_main(path: &[String]) -> bool {
+    matches!(path, [main] if main == "main")
+        || matches!(path, [tokio, main] if tokio == "tokio" && main == "main")
+}
+
+/// A path that ends in `name`, however the attribute was imported.
+pub(crate) fn ends_in(name: &str) -> impl Fn(&[String]) -> bool + '_ {
+    move |path| path.last().is_some_and(|last| last == name)
+}
+
+/// Whether `item`'s tokens declare a function (`fn` before its first brace), so that an
+/// item syn cannot parse is reported with syn's error rather than as "not a function".
+pub(crate) fn declares_function(item: &proc_macro2::TokenStream) -> bool {
+    item.clone()
+        .into_iter()
+        .take_while(|tree| {
+            !matches!(tree, proc_macro2::TokenTree::Group(group)
+                if group.delimiter() == proc_macro2::Delimiter::Brace)
+        })
+        .any(|tree| matches!(tree, proc_macro2::TokenTree::Ident(ident) if ident == "fn"))
+}
+
+/// Why `#[graceful_main]` and `#[tokio::main]` do not go together.
+pub(crate) const WITH_TOKIO_MAIN: &str = "`#[graceful_main]` cannot be combined with \
+    `#[tokio::main]`: it builds and runs the tokio runtime itself, so that the shutdown \
+    deadlines are kept outside it; remove `#[tokio::main]` and give `flavor` and \
+    `worker_threads` to `#[graceful_main]` instead";
+
+/// Whether `block` is what `#[tokio::main]` made of an `async fn` (it builds a runtime
+/// and calls `block_on`): `#[graceful_main]` was written below `#[tokio::main]`.
+pub(crate) fn is_tokio_main_output(block: &syn::Block) -> bool {
+    fn mentions(tokens: proc_macro2::TokenStream, found: &mut [bool; 2]) {
+        for tree in tokens {
+            match tree {
+                proc_macro2::TokenTree::Ident(ident) if ident == "block_on" => found[0] = true,
+                proc_macro2::TokenTree::Ident(ident) if ident == "Builder" => found[1] = true,
+                proc_macro2::TokenTree::Group(group) => mentions(group.stream(), found),
+                _ => {}
+            }
+        }
+    }
+    let mut found = [false; 2];
+    mentions(quote::quote!(#block), &mut found);
+    found == [true, true]
 }
 
 /// Checks a `#[cancel_safe]` signature.

@@ -1,11 +1,25 @@
-//! Tracked spawning: `tokio::spawn`, `tokio::task::spawn` and
-//! `tokio::task::spawn_blocking` inside an annotated function become sundown's tracked
-//! spawns. Shared by both attributes.
+//! Tracked spawning, shared by both attributes. Inside an annotated function:
+//!
+//! - `tokio::spawn`, `tokio::task::spawn` and `tokio::task::spawn_blocking` written in full
+//!   (called, with or without a turbofish, or passed as a value: `.map(tokio::spawn)`)
+//!   become sundown's tracked spawns;
+//! - any other call of a path ending in `spawn` or `spawn_blocking` (an import, a rename,
+//!   `task::spawn`) is tracked when its type is tokio's function, and otherwise called as
+//!   written with a deprecation warning at the user's span;
+//! - `receiver.spawn(x)` is tracked when the receiver is a tokio `Handle`;
+//! - the input of macros whose grammar is expressions (`vec!`, `join!`, `select!` arms,
+//!   `assert!`, the formatting macros…) is parsed and rewritten the same way; a spawn in
+//!   the input of any other macro gets the warning.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ExprBlock, ExprCall, Pat, Stmt, token};
+use syn::{
+    Block, Expr, ExprBlock, ExprCall, ExprMethodCall, GenericArgument, Macro, Pat, PathArguments,
+    Stmt, Token, Type, token,
+};
 
 use crate::walk::{self, Visitor};
 
@@ -16,30 +30,84 @@ pub(crate) enum SpawnKind {
     Blocking,
 }
 
+/// What the syntax of a call shows about the spawn it makes.
+#[derive(Clone)]
+pub(crate) enum SpawnSite {
+    /// tokio's function by its full path; the type its turbofish gives the argument, if any.
+    Tokio(SpawnKind, Option<Box<Type>>),
+    /// Another path ending in `spawn` / `spawn_blocking`: tokio's only if its type says so.
+    Unproven(SpawnKind),
+    /// `receiver.spawn(x)`: tracked if the receiver is a tokio `Handle`.
+    Method,
+}
+
 /// Rewrites the tracked-spawn calls of one annotated function.
 pub(crate) struct SpawnRewriter<'a> {
     krate: &'a syn::Path,
     /// The annotated function's name, for tasks the spawned expression cannot name.
     enclosing: String,
+    /// Where a spawn sits in a macro's input that the rewrite cannot parse.
+    hidden_spawns: Vec<Span>,
 }
 
 impl<'a> SpawnRewriter<'a> {
     pub(crate) fn new(krate: &'a syn::Path, enclosing: String) -> Self {
-        Self { krate, enclosing }
+        Self {
+            krate,
+            enclosing,
+            hidden_spawns: Vec::new(),
+        }
     }
 
-    /// Replaces the spawn call `expr` (of `kind`) with its tracked form. Its arguments
-    /// must have been visited already.
-    fn rewrite(&self, expr: &mut Expr, kind: SpawnKind, detached: bool) {
-        let Expr::Call(call) = expr else { return };
-        let Some(spawned) = call.args.first() else {
-            return;
+    /// Replaces the spawn call `expr` (made at `site`) with its tracked form. Its
+    /// arguments must have been visited already.
+    fn rewrite(&self, expr: &mut Expr, site: SpawnSite, detached: bool) {
+        self.rewrite_declared(expr, site, detached, None);
+    }
+
+    /// As `rewrite`, for a spawn whose handle's output type the user declared.
+    fn rewrite_declared(
+        &self,
+        expr: &mut Expr,
+        site: SpawnSite,
+        detached: bool,
+        declared: Option<&Type>,
+    ) {
+        let replacement = match (&*expr, site) {
+            (Expr::Call(call), SpawnSite::Tokio(kind, ascribed)) => {
+                let Some(spawned) = call.args.first() else {
+                    return;
+                };
+                let name = task_name(spawned, &self.enclosing);
+                self.tracked(
+                    kind,
+                    quote!(#spawned),
+                    (ascribed.as_deref(), declared),
+                    &name,
+                    detached,
+                    (call.span(), call.paren_token.span.join()),
+                )
+            }
+            (Expr::Call(call), SpawnSite::Unproven(kind)) => {
+                self.proven_or_warned(call, kind, detached)
+            }
+            (Expr::MethodCall(call), SpawnSite::Method) => self.through_receiver(call, detached),
+            _ => return,
         };
-        let name = task_name(spawned, &self.enclosing);
+        *expr = block_expr(replacement);
+    }
+
+    /// The tracked spawn of `spawned` (tokens of an expression), reported at `site`.
+    fn tracked(
+        &self,
+        kind: SpawnKind,
+        spawned: TokenStream,
+        (ascribed, declared): (Option<&Type>, Option<&Type>),
+        name: &str,
+        detached: bool,
+        (site, end): (Span, Span),
+    ) -> TokenStream {
         let krate = self.krate;
-        // The call into the runtime carries the user's span, so `#[track_caller]` reports
-        // the user's line; the locals keep the expansion's span.
-        let site = call.span();
         let (probe, tracked, local) = match kind {
             SpawnKind::Future => (
                 quote!(probe_future),
@@ -52,16 +120,167 @@ impl<'a> SpawnRewriter<'a> {
                 quote!(__sundown_function),
             ),
         };
+        // An output type the user declared for the handle is given to the probe, which is
+        // resolved before the declaration is reached.
+        let probe = match (declared, kind) {
+            (Some(output), SpawnKind::Future) => quote!(probe_future_as::<#output, _>),
+            (Some(output), SpawnKind::Blocking) => quote!(probe_fn_as::<#output, _>),
+            (None, _) => probe,
+        };
+        // The call into the runtime carries the user's spans, from the callee to the
+        // closing parenthesis: `#[track_caller]` reports the user's line, and an argument
+        // that cannot be spawned (a future that is not `Send`) is reported over the user's
+        // whole call, as it is for `tokio::spawn`. The locals keep the expansion's span.
         let callee = respan(quote!(#krate::__private::#tracked), site);
-        let arguments = quote!(#name, #detached, #local, __sundown_classify);
-        let tracked_call = quote_spanned!(site=> #callee(#arguments));
-        let statements = quote! {
-            let #local = #spawned;
+        let mut arguments = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(site=> #name, #detached, #local, __sundown_classify),
+        );
+        arguments.set_span(end);
+        let tracked_call = quote!(#callee #arguments);
+        let ascription = ascribed.map(|ty| quote!(: #ty));
+        quote! {
+            let #local #ascription = #spawned;
             let __sundown_classify =
                 #krate::__classify!(#krate::__private::#probe(&#local));
             #tracked_call
+        }
+    }
+
+    /// `path(x)` for a path that ends like tokio's function but may not be it: the proof
+    /// (see `__private::spawn_proof`) tracks it when its type is tokio's, and otherwise
+    /// calls it as written through a deprecated method, the warning at the user's callee.
+    fn proven_or_warned(&self, call: &ExprCall, kind: SpawnKind, detached: bool) -> TokenStream {
+        let krate = self.krate;
+        let callee = &call.func;
+        let Some(argument) = call.args.first() else {
+            return quote!(#call);
         };
-        *expr = block_expr(statements);
+        let name = task_name(argument, &self.enclosing);
+        let (method, local, tokio_function, proven, unproven) = match kind {
+            SpawnKind::Future => (
+                "spawn_future",
+                quote!(__sundown_future),
+                quote!(tokio_spawn),
+                quote!(ProvenTokioSpawn),
+                quote!(UnprovenSpawn),
+            ),
+            SpawnKind::Blocking => (
+                "spawn_function",
+                quote!(__sundown_function),
+                quote!(tokio_spawn_blocking),
+                quote!(ProvenTokioSpawnBlocking),
+                quote!(UnprovenSpawnBlocking),
+            ),
+        };
+        // The method's name carries the exact span of the user's callee: the deprecation
+        // lint reports there, and `#[track_caller]` gives the user's line.
+        let at = last_segment_span(callee).unwrap_or_else(|| callee.span());
+        let method = syn::Ident::new(method, at);
+        let site = call.span();
+        let proof = quote_spanned! {site=>
+            (&&#krate::__private::SpawnProof::new(
+                &__sundown_callee,
+                #krate::__private::#tokio_function,
+            ))
+        };
+        let dispatch = quote_spanned! {site=>
+            #proof.#method(
+                #name,
+                #detached,
+                #local,
+                move |#local| __sundown_callee(#local),
+                move || #krate::__classify!(#krate::__probe_argument!(__sundown_argument_probe)),
+            )
+        };
+        quote! {
+            let __sundown_callee = #callee;
+            let #local = #argument;
+            let __sundown_argument_probe = #krate::__private::probe_argument(&#local);
+            #[allow(unused_imports)]
+            use #krate::__private::{#proven as _, #unproven as _};
+            #dispatch
+        }
+    }
+
+    /// `receiver.spawn(x)`: a tracked task on the receiver when it is a tokio `Handle`,
+    /// the call as written otherwise.
+    fn through_receiver(&self, call: &ExprMethodCall, detached: bool) -> TokenStream {
+        let krate = self.krate;
+        let Some(argument) = call.args.first() else {
+            return quote!(#call);
+        };
+        let name = task_name(argument, &self.enclosing);
+        let receiver = &call.receiver;
+        let method = &call.method;
+        // A place is read again where it is used, so it is neither moved nor borrowed
+        // longer than in the user's call; a temporary is made once, into a local.
+        let (bind, receiver) = if is_place(receiver) {
+            (None, quote!(#receiver))
+        } else {
+            (
+                Some(quote! {
+                    #[allow(unused_mut)]
+                    let mut __sundown_receiver = #receiver;
+                }),
+                quote!(__sundown_receiver),
+            )
+        };
+        let site = call.span();
+        let dispatch = quote_spanned! {site=>
+            (&&#krate::__private::SpawnReceiver::of(&#receiver)).spawn_through(
+                #name,
+                #detached,
+                __sundown_future,
+                |__sundown_future| #receiver.#method(__sundown_future),
+                move || #krate::__classify!(#krate::__probe_argument!(__sundown_argument_probe)),
+            )
+        };
+        quote! {
+            #bind
+            let __sundown_future = #argument;
+            let __sundown_argument_probe = #krate::__private::probe_argument(&__sundown_future);
+            #[allow(unused_imports)]
+            use #krate::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+            #dispatch
+        }
+    }
+
+    /// `tokio::spawn` (in full) passed as a value, as in `.map(tokio::spawn)`: a closure
+    /// that makes the tracked spawn.
+    fn tracked_function(&self, kind: SpawnKind, ascribed: Option<&Type>, site: Span) -> Expr {
+        let local = quote!(__sundown_argument);
+        let name = format!("{}::{{task}}", self.enclosing);
+        let body = self.tracked(
+            kind,
+            local.clone(),
+            (ascribed, None),
+            &name,
+            false,
+            (site, site),
+        );
+        let closure = quote!(|#local| { #body });
+        Expr::Verbatim(closure)
+    }
+
+    /// Puts the warnings for spawns hidden in macro input at the top of `block`: each
+    /// calls a deprecated function with the span of the user's `spawn`.
+    pub(crate) fn warn_hidden_spawns(&self, block: &mut Block) {
+        let warnings = self.hidden_spawn_warnings();
+        block.stmts.splice(0..0, warnings);
+    }
+
+    fn hidden_spawn_warnings(&self) -> Vec<Stmt> {
+        let krate = self.krate;
+        self.hidden_spawns
+            .iter()
+            .filter_map(|&at| {
+                let function = syn::Ident::new("spawn_in_macro_is_not_tracked", at);
+                // Parsed, not verbatim: a call `#[cancel_safe]` can see has no await.
+                let call = syn::parse2(quote_spanned!(at=> #krate::__private::#function()));
+                call.ok().map(|call| Stmt::Expr(call, Some(Token![;](at))))
+            })
+            .collect()
     }
 }
 
@@ -75,32 +294,293 @@ impl SpawnRewriter<'_> {
     pub(crate) fn visit_expr(&mut self, expr: &mut Expr) {
         walk::visit_expr(self, expr);
     }
+
+    /// Rewrites a macro's input when its grammar is known to be expressions; otherwise
+    /// notes every spawn-like call in it for a warning.
+    fn rewrite_macro_input(&mut self, mac: &mut Macro) {
+        let Some(last) = mac.path.segments.last() else {
+            return;
+        };
+        let grammar = MacroGrammar::of(&last.ident.to_string());
+        let rewritten = match grammar {
+            Some(grammar) => grammar.rewrite(self, mac.tokens.clone()),
+            None => None,
+        };
+        match rewritten {
+            Some(tokens) => mac.tokens = tokens,
+            None => collect_spawn_like(&mac.tokens, &mut self.hidden_spawns),
+        }
+    }
 }
 
 impl Visitor for SpawnRewriter<'_> {
     fn stmt(&mut self, stmt: &mut Stmt) -> bool {
-        let Some((expr, kind)) = detached_spawn(stmt) else {
+        if let Some((expr, site, declared, detached)) = declared_spawn(stmt) {
+            if let Expr::Call(call) = expr {
+                for argument in &mut call.args {
+                    walk::visit_expr(self, argument);
+                }
+            }
+            self.rewrite_declared(expr, site, detached, Some(&declared));
+            return true;
+        }
+        let Some((expr, site)) = detached_spawn(stmt) else {
             return false;
         };
-        if let Expr::Call(call) = expr {
-            for argument in &mut call.args {
-                walk::visit_expr(self, argument);
+        match expr {
+            Expr::Call(call) => {
+                for argument in &mut call.args {
+                    walk::visit_expr(self, argument);
+                }
             }
+            Expr::MethodCall(call) => {
+                walk::visit_expr(self, &mut call.receiver);
+                for argument in &mut call.args {
+                    walk::visit_expr(self, argument);
+                }
+            }
+            _ => {}
         }
-        self.rewrite(expr, kind, true);
+        self.rewrite(expr, site, true);
         true
     }
 
     fn expr(&mut self, expr: &mut Expr) {
-        if let Some(kind) = spawn_kind(expr) {
-            self.rewrite(expr, kind, false);
+        if let Some(site) = spawn_site(expr) {
+            self.rewrite(expr, site, false);
+        } else if let Expr::Path(path) = expr
+            && path.qself.is_none()
+            && let Some((kind, ascribed)) = tokio_function(&path.path)
+        {
+            *expr = self.tracked_function(kind, ascribed.as_deref(), path.span());
+        }
+    }
+
+    fn macro_call(&mut self, mac: &mut Macro) {
+        self.rewrite_macro_input(mac);
+    }
+}
+
+/// How a macro's input is written, for the macros whose input is expressions.
+#[derive(Clone, Copy)]
+enum MacroGrammar {
+    /// Comma-separated expressions: `join!`, `assert!`, `println!`, `vec![a, b]`…
+    Expressions,
+    /// `vec![a, b]` or `vec![x; n]`.
+    Vec,
+    /// `select! { pat = fut (, if cond)? => handler, ... (else => expr)? }`.
+    Select,
+    /// `matches!(expr, pattern)`: an expression, then tokens kept as written.
+    LeadingExpression,
+}
+
+/// Macros whose input is expressions, by the last segment of their path (so
+/// `tokio::join!` and `futures::join!` alike).
+const EXPRESSION_MACROS: &[&str] = &[
+    "assert",
+    "assert_eq",
+    "assert_ne",
+    "dbg",
+    "debug_assert",
+    "debug_assert_eq",
+    "debug_assert_ne",
+    "eprint",
+    "eprintln",
+    "format",
+    "format_args",
+    "join",
+    "panic",
+    "print",
+    "println",
+    "todo",
+    "try_join",
+    "unimplemented",
+    "unreachable",
+    "write",
+    "writeln",
+];
+
+impl MacroGrammar {
+    fn of(name: &str) -> Option<Self> {
+        match name {
+            "vec" => Some(MacroGrammar::Vec),
+            "select" => Some(MacroGrammar::Select),
+            "matches" => Some(MacroGrammar::LeadingExpression),
+            _ if EXPRESSION_MACROS.contains(&name) => Some(MacroGrammar::Expressions),
+            _ => None,
+        }
+    }
+
+    /// The input with its spawns rewritten, or `None` when it does not parse.
+    fn rewrite(self, rewriter: &mut SpawnRewriter<'_>, tokens: TokenStream) -> Option<TokenStream> {
+        match self {
+            MacroGrammar::Expressions => rewrite_expressions(rewriter, tokens),
+            MacroGrammar::Vec => {
+                let repeated = |input: ParseStream<'_>| {
+                    let element: Expr = input.parse()?;
+                    let semi: Token![;] = input.parse()?;
+                    let length: Expr = input.parse()?;
+                    Ok((element, semi, length))
+                };
+                match repeated.parse2(tokens.clone()) {
+                    Ok((mut element, semi, mut length)) => {
+                        rewriter.visit_expr(&mut element);
+                        rewriter.visit_expr(&mut length);
+                        Some(quote!(#element #semi #length))
+                    }
+                    Err(_) => rewrite_expressions(rewriter, tokens),
+                }
+            }
+            MacroGrammar::LeadingExpression => {
+                let leading = |input: ParseStream<'_>| {
+                    let first: Expr = input.parse()?;
+                    let rest: TokenStream = input.parse()?;
+                    Ok((first, rest))
+                };
+                let (mut first, rest) = leading.parse2(tokens).ok()?;
+                rewriter.visit_expr(&mut first);
+                Some(quote!(#first #rest))
+            }
+            MacroGrammar::Select => {
+                let mut branches = select_branches.parse2(tokens).ok()?;
+                for branch in &mut branches.branches {
+                    if let Some(future) = &mut branch.future {
+                        rewriter.visit_expr(future);
+                    }
+                    if let Some((_, _, condition)) = &mut branch.condition {
+                        rewriter.visit_expr(condition);
+                    }
+                    rewriter.visit_expr(&mut branch.handler);
+                }
+                Some(branches.into_token_stream())
+            }
         }
     }
 }
 
-/// The spawn call of a statement that discards the handle where it is made:
+fn rewrite_expressions(
+    rewriter: &mut SpawnRewriter<'_>,
+    tokens: TokenStream,
+) -> Option<TokenStream> {
+    let mut expressions = Punctuated::<Expr, Token![,]>::parse_terminated
+        .parse2(tokens)
+        .ok()?;
+    for expression in &mut expressions {
+        rewriter.visit_expr(expression);
+    }
+    Some(expressions.into_token_stream())
+}
+
+/// The input of `select!`, kept as written apart from its expressions.
+struct SelectInput {
+    biased: Option<TokenStream>,
+    branches: Vec<SelectBranch>,
+}
+
+struct SelectBranch {
+    /// `pat =`, or `else` for the else branch (which has no future).
+    head: TokenStream,
+    future: Option<Expr>,
+    condition: Option<(Token![,], Token![if], Expr)>,
+    arrow: Token![=>],
+    handler: Expr,
+    comma: Option<Token![,]>,
+}
+
+fn select_branches(input: ParseStream<'_>) -> syn::Result<SelectInput> {
+    let biased = if input.peek(syn::Ident) && input.peek2(Token![;]) {
+        let fork = input.fork();
+        let word: syn::Ident = fork.parse()?;
+        if word == "biased" {
+            let word: syn::Ident = input.parse()?;
+            let semi: Token![;] = input.parse()?;
+            Some(quote!(#word #semi))
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let mut branches = Vec::new();
+    while !input.is_empty() {
+        let (head, future, condition) = if input.peek(Token![else]) {
+            let word: Token![else] = input.parse()?;
+            (quote!(#word), None, None)
+        } else {
+            let pattern = Pat::parse_multi_with_leading_vert(input)?;
+            let eq: Token![=] = input.parse()?;
+            let future: Expr = input.parse()?;
+            let condition = if input.peek(Token![,]) && input.peek2(Token![if]) {
+                Some((input.parse()?, input.parse()?, input.parse()?))
+            } else {
+                None
+            };
+            (quote!(#pattern #eq), Some(future), condition)
+        };
+        let arrow: Token![=>] = input.parse()?;
+        let handler: Expr = input.parse()?;
+        let comma: Option<Token![,]> = input.parse()?;
+        let block_like = matches!(handler, Expr::Block(_));
+        if comma.is_none() && !block_like && !input.is_empty() {
+            return Err(input.error("expected `,` after a `select!` branch"));
+        }
+        branches.push(SelectBranch {
+            head,
+            future,
+            condition,
+            arrow,
+            handler,
+            comma,
+        });
+    }
+    Ok(SelectInput { biased, branches })
+}
+
+impl ToTokens for SelectInput {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.biased.to_tokens(tokens);
+        for branch in &self.branches {
+            branch.head.to_tokens(tokens);
+            branch.future.to_tokens(tokens);
+            if let Some((comma, word, condition)) = &branch.condition {
+                comma.to_tokens(tokens);
+                word.to_tokens(tokens);
+                condition.to_tokens(tokens);
+            }
+            branch.arrow.to_tokens(tokens);
+            branch.handler.to_tokens(tokens);
+            branch.comma.to_tokens(tokens);
+        }
+    }
+}
+
+/// Notes the spawn-like calls in tokens the rewrite cannot parse: `spawn(` or
+/// `spawn_blocking(` (also with a turbofish), not after a `.` (a method of anything).
+fn collect_spawn_like(tokens: &TokenStream, found: &mut Vec<Span>) {
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    for (index, tree) in trees.iter().enumerate() {
+        match tree {
+            TokenTree::Group(group) => collect_spawn_like(&group.stream(), found),
+            TokenTree::Ident(ident) if ident == "spawn" || ident == "spawn_blocking" => {
+                let after_dot = index > 0
+                    && matches!(&trees[index - 1], TokenTree::Punct(p) if p.as_char() == '.');
+                let called = match trees.get(index + 1) {
+                    Some(TokenTree::Group(args)) => args.delimiter() == Delimiter::Parenthesis,
+                    Some(TokenTree::Punct(p)) => p.as_char() == ':',
+                    _ => false,
+                };
+                if called && !after_dot {
+                    found.push(ident.span());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The statement's spawn when it discards the handle where it is made:
 /// `tokio::spawn(x);`, `let _ = tokio::spawn(x);` or `drop(tokio::spawn(x));`.
-fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnKind)> {
+fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite)> {
     let expr = match stmt {
         Stmt::Expr(expr, Some(_)) => {
             if is_drop_call(expr) {
@@ -115,8 +595,36 @@ fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnKind)> {
         },
         _ => return None,
     };
-    let kind = spawn_kind(expr)?;
-    Some((expr, kind))
+    let site = spawn_site(expr)?;
+    Some((expr, site))
+}
+
+/// The spawn of `let h: JoinHandle<O> = tokio::spawn(x);` (tokio's path in full), with
+/// the output type `O` the user declared, and whether the handle is discarded (`let _`).
+fn declared_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite, Type, bool)> {
+    let Stmt::Local(local) = stmt else {
+        return None;
+    };
+    let Pat::Type(typed) = &local.pat else {
+        return None;
+    };
+    let Type::Path(handle) = &*typed.ty else {
+        return None;
+    };
+    let last = handle.path.segments.last()?;
+    let PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
+    let output = match (last.ident == "JoinHandle", arguments.args.first()) {
+        (true, Some(GenericArgument::Type(output))) if arguments.args.len() == 1 => output.clone(),
+        _ => return None,
+    };
+    let detached = discards(&typed.pat);
+    let init = local.init.as_mut().filter(|init| init.diverge.is_none())?;
+    match spawn_site(&init.expr)? {
+        site @ SpawnSite::Tokio(..) => Some((&mut *init.expr, site, output, detached)),
+        _ => None,
+    }
 }
 
 /// The argument of `drop(arg)` (`std::mem::drop`, `core::mem::drop`).
@@ -156,31 +664,92 @@ fn discards(pat: &Pat) -> bool {
     }
 }
 
-/// Whether `expr` is a one-argument call of a spawn function this crate tracks.
-pub(crate) fn spawn_kind(expr: &Expr) -> Option<SpawnKind> {
-    let Expr::Call(ExprCall { func, args, .. }) = expr else {
-        return None;
-    };
-    let Expr::Path(path) = &**func else {
-        return None;
-    };
-    if path.qself.is_some() || args.len() != 1 {
-        return None;
-    }
-    let mut segments = Vec::new();
-    for segment in &path.path.segments {
-        if !segment.arguments.is_none() {
-            return None;
+/// What kind of spawn `expr` is, if it is a one-argument call that spawns.
+pub(crate) fn spawn_site(expr: &Expr) -> Option<SpawnSite> {
+    match expr {
+        Expr::Call(ExprCall { func, args, .. }) if args.len() == 1 => {
+            let Expr::Path(path) = &**func else {
+                return None;
+            };
+            if path.qself.is_some() {
+                return None;
+            }
+            if let Some((kind, ascribed)) = tokio_function(&path.path) {
+                return Some(SpawnSite::Tokio(kind, ascribed));
+            }
+            let segments: Vec<String> = path
+                .path
+                .segments
+                .iter()
+                .map(|segment| segment.ident.to_string())
+                .collect();
+            let kind = match segments.last().map(String::as_str) {
+                Some("spawn") => SpawnKind::Future,
+                Some("spawn_blocking") => SpawnKind::Blocking,
+                _ => return None,
+            };
+            // `std::thread::spawn` and `thread::spawn` start threads, not tasks.
+            let thread = segments.len() >= 2 && segments[segments.len() - 2] == "thread";
+            (!thread).then_some(SpawnSite::Unproven(kind))
         }
-        segments.push(segment.ident.to_string());
+        Expr::MethodCall(call)
+            if call.method == "spawn" && call.args.len() == 1 && call.turbofish.is_none() =>
+        {
+            Some(SpawnSite::Method)
+        }
+        _ => None,
     }
-    match segments.as_slice() {
-        [tokio, spawn] if tokio == "tokio" && spawn == "spawn" => Some(SpawnKind::Future),
-        [tokio, task, spawn] if tokio == "tokio" && task == "task" => match spawn.as_str() {
-            "spawn" => Some(SpawnKind::Future),
-            "spawn_blocking" => Some(SpawnKind::Blocking),
+}
+
+/// Whether `path` is one of tokio's spawn functions written in full, and the type of its
+/// argument the turbofish gives, if any.
+fn tokio_function(path: &syn::Path) -> Option<(SpawnKind, Option<Box<Type>>)> {
+    let segments: Vec<&syn::PathSegment> = path.segments.iter().collect();
+    let (last, before) = segments.split_last()?;
+    if before.iter().any(|segment| !segment.arguments.is_none()) {
+        return None;
+    }
+    let names: Vec<String> = before.iter().map(|s| s.ident.to_string()).collect();
+    let kind = match (names.as_slice(), last.ident.to_string().as_str()) {
+        ([tokio], "spawn") if tokio == "tokio" => SpawnKind::Future,
+        ([tokio, task], "spawn") if tokio == "tokio" && task == "task" => SpawnKind::Future,
+        ([tokio, task], "spawn_blocking") if tokio == "tokio" && task == "task" => {
+            SpawnKind::Blocking
+        }
+        _ => return None,
+    };
+    let ascribed = match &last.arguments {
+        PathArguments::None => None,
+        PathArguments::AngleBracketed(arguments) => match arguments.args.first() {
+            Some(GenericArgument::Type(ty)) => Some(Box::new(ty.clone())),
             _ => None,
         },
+        PathArguments::Parenthesized(_) => return None,
+    };
+    Some((kind, ascribed))
+}
+
+/// Whether `expr` names a place (a variable, a field, an element, a dereference) rather
+/// than making a value.
+fn is_place(expr: &Expr) -> bool {
+    match expr {
+        Expr::Path(_) => true,
+        Expr::Field(field) => is_place(&field.base),
+        Expr::Index(index) => is_place(&index.expr),
+        Expr::Unary(unary) => matches!(unary.op, syn::UnOp::Deref(_)) && is_place(&unary.expr),
+        Expr::Paren(paren) => is_place(&paren.expr),
+        Expr::Group(group) => is_place(&group.expr),
+        _ => false,
+    }
+}
+
+fn last_segment_span(callee: &Expr) -> Option<Span> {
+    match callee {
+        Expr::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map(|segment| segment.ident.span()),
         _ => None,
     }
 }
@@ -248,7 +817,7 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
-    use super::{SpawnKind, SpawnRewriter, spawn_kind, task_name};
+    use super::{SpawnRewriter, SpawnSite, spawn_site, task_name};
     use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
     use quote::quote;
     use syn::parse::Parser;
@@ -284,9 +853,11 @@ mod tests {
                 TokenTree::Ident(ident) => ident,
                 TokenTree::Punct(_) | TokenTree::Literal(_) => continue,
             };
+            // Tracked spawns by path, and dispatched ones (by the callee's or the
+            // receiver's type), which carry the name and detachment the same way.
             let blocking = match ident.to_string().as_str() {
-                "spawn_tracked" => false,
-                "spawn_blocking_tracked" => true,
+                "spawn_tracked" | "spawn_future" | "spawn_through" => false,
+                "spawn_blocking_tracked" | "spawn_function" => true,
                 _ => continue,
             };
             let Some(TokenTree::Group(args)) = trees.next() else {
@@ -311,34 +882,50 @@ mod tests {
         (name.to_owned(), detached, false)
     }
 
+    /// What `spawn_site` makes of `expr`, as text.
+    fn site(expr: Expr) -> String {
+        match spawn_site(&expr) {
+            None => "none".to_owned(),
+            Some(SpawnSite::Tokio(kind, None)) => format!("tokio {kind:?}"),
+            Some(SpawnSite::Tokio(kind, Some(ty))) => format!("tokio {kind:?} as {}", quote!(#ty)),
+            Some(SpawnSite::Unproven(kind)) => format!("unproven {kind:?}"),
+            Some(SpawnSite::Method) => "method".to_owned(),
+        }
+    }
+
     #[test]
-    fn recognises_the_tokio_spawn_paths() {
-        let cases: [(Expr, Option<SpawnKind>); 9] = [
-            (parse_quote!(tokio::spawn(x)), Some(SpawnKind::Future)),
-            (parse_quote!(::tokio::spawn(x)), Some(SpawnKind::Future)),
-            (parse_quote!(tokio::task::spawn(x)), Some(SpawnKind::Future)),
-            (
-                parse_quote!(::tokio::task::spawn(x)),
-                Some(SpawnKind::Future),
-            ),
-            (
-                parse_quote!(tokio::task::spawn_blocking(f)),
-                Some(SpawnKind::Blocking),
-            ),
+    fn recognises_every_spawn_form() {
+        let cases: [(Expr, &str); 17] = [
+            (parse_quote!(tokio::spawn(x)), "tokio Future"),
+            (parse_quote!(::tokio::spawn(x)), "tokio Future"),
+            (parse_quote!(tokio::task::spawn(x)), "tokio Future"),
             (
                 parse_quote!(::tokio::task::spawn_blocking(f)),
-                Some(SpawnKind::Blocking),
+                "tokio Blocking",
             ),
-            (parse_quote!(spawn(x)), None),
-            (parse_quote!(tokio::task::spawn_local(x)), None),
-            (parse_quote!(other::spawn(x)), None),
+            (parse_quote!(tokio::spawn::<F>(x)), "tokio Future as F"),
+            (
+                parse_quote!(tokio::task::spawn_blocking::<F, R>(f)),
+                "tokio Blocking as F",
+            ),
+            (parse_quote!(spawn(x)), "unproven Future"),
+            (parse_quote!(task::spawn(x)), "unproven Future"),
+            (parse_quote!(go::<F>(x)), "none"),
+            (parse_quote!(rt::spawn_blocking(f)), "unproven Blocking"),
+            (parse_quote!(std::thread::spawn(f)), "none"),
+            (parse_quote!(thread::spawn(f)), "none"),
+            (parse_quote!(tokio::task::spawn_local(x)), "none"),
+            (parse_quote!(Handle::current().spawn(x)), "method"),
+            (parse_quote!(handle.spawn(x)), "method"),
+            (parse_quote!(tokio::spawn(x, y)), "none"),
+            (parse_quote!(<T>::spawn(x)), "none"),
         ];
         for (expr, expected) in cases {
-            assert_eq!(spawn_kind(&expr), expected, "{}", quote!(#expr));
+            let written = quote!(#expr).to_string();
+            assert_eq!(site(expr), expected, "{written}");
         }
-        assert_eq!(spawn_kind(&parse_quote!(tokio::spawn(x, y))), None);
-        assert_eq!(spawn_kind(&parse_quote!(tokio::spawn::<F>(x))), None);
-        assert_eq!(spawn_kind(&parse_quote!(<T>::spawn(x))), None);
+        assert_eq!(site(parse_quote!((spawn)(x))), "none");
+        assert_eq!(site(parse_quote!(handle.spawn(x, y))), "none");
     }
 
     #[test]
@@ -389,6 +976,30 @@ mod tests {
                 spawned("h", false),
             ]
         );
+    }
+
+    /// Regression: `let h: JoinHandle<anyhow::Result<()>> = tokio::spawn(async { Ok(()) })`
+    /// did not compile: the probe, resolved before the declaration, took the error type
+    /// for a `std::error::Error`.
+    #[test]
+    fn a_declared_output_type_is_given_to_the_probe() {
+        let function: syn::ItemFn = parse_quote! {
+            async fn main() {
+                let h: JoinHandle<anyhow::Result<()>> = tokio::spawn(async { Ok(()) });
+                let _: tokio::task::JoinHandle<u8> = tokio::task::spawn_blocking(f);
+                let v: Vec<u8> = tokio::spawn(x);
+            }
+        };
+        let mut function = function;
+        let krate: syn::Path = parse_quote!(::sundown);
+        SpawnRewriter::new(&krate, "main".to_owned()).visit_block(&mut function.block);
+        let written = quote!(#function).to_string();
+        assert!(
+            written.contains("probe_future_as :: < anyhow :: Result < () > , _ >"),
+            "{written}"
+        );
+        assert!(written.contains("probe_fn_as :: < u8 , _ >"), "{written}");
+        assert_eq!(written.matches("_as ::").count(), 2, "{written}");
     }
 
     #[test]
@@ -678,8 +1289,6 @@ mod tests {
                 impl Local { fn f() { tokio::spawn(in_impl_in_block()); } }
                 tokio::spawn(in_block());
             };
-            println!("{:?}", tokio::spawn(in_macro()));
-            let v = vec![tokio::spawn(in_vec())];
         });
         assert_eq!(
             spawns,
@@ -688,6 +1297,100 @@ mod tests {
                 ("in_block".to_owned(), true),
             ]
         );
+    }
+
+    #[test]
+    fn spawns_through_imports_handles_and_values_are_dispatched() {
+        let spawns = spawns_in(&quote! {
+            spawn(imported());
+            let h = task::spawn(module());
+            let r = go::spawn(renamed());
+            let h = tokio::runtime::Handle::current().spawn(on_handle());
+            handle.spawn(on_place());
+            let v: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+            let t = tokio::spawn::<Fut>(typed());
+        });
+        assert_eq!(
+            spawns,
+            [
+                ("imported".to_owned(), true),
+                ("module".to_owned(), false),
+                ("renamed".to_owned(), false),
+                ("on_handle".to_owned(), false),
+                ("on_place".to_owned(), true),
+                ("main::{task}".to_owned(), false),
+                ("typed".to_owned(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn macro_input_that_is_expressions_is_rewritten() {
+        let spawns = spawns_in(&quote! {
+            println!("{:?} {x}", tokio::spawn(in_println()), x = tokio::spawn(named()));
+            let v = vec![tokio::spawn(in_vec()), spawn(imported())];
+            let r = vec![tokio::spawn(repeated()); 2];
+            let (a, b) = tokio::join!(tokio::spawn(first()), tokio::spawn(second()));
+            let c = tokio::try_join!(tokio::spawn(tried()));
+            assert!(matches!(tokio::spawn(matched()).await, Ok(_)), "{:?}", tokio::spawn(message()));
+            tokio::select! {
+                biased;
+                Ok(x) = tokio::spawn(raced()), if tokio::spawn(guard()).is_finished() => {
+                    tokio::spawn(handled());
+                }
+                _ = rx.recv() => tokio::spawn(expression()).abort(),
+                else => { tokio::spawn(otherwise()); }
+            }
+        });
+        let names: Vec<&str> = spawns.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "in_println",
+                "named",
+                "in_vec",
+                "imported",
+                "repeated",
+                "first",
+                "second",
+                "tried",
+                "matched",
+                "message",
+                "raced",
+                "guard",
+                "handled",
+                "expression",
+                "otherwise",
+            ]
+        );
+    }
+
+    /// A spawn in a macro whose input is not expressions is not rewritten: a warning
+    /// statement names it, at the user's `spawn`.
+    #[test]
+    fn spawns_in_other_macros_are_warned_about() {
+        let mut function: syn::ItemFn = parse_quote! {
+            async fn main() {
+                my_macro!(tokio::spawn(a()); spawn_blocking::<F>(f));
+                info!(task = ?tokio::spawn(b()), "started");
+                other!(builder.spawn(c()), (spawn)(d()), spawned(e()));
+            }
+        };
+        let krate: syn::Path = parse_quote!(::sundown);
+        let mut rewriter = SpawnRewriter::new(&krate, "main".to_owned());
+        rewriter.visit_block(&mut function.block);
+        rewriter.warn_hidden_spawns(&mut function.block);
+        let written = quote!(#function).to_string();
+        assert_eq!(
+            written.matches("spawn_in_macro_is_not_tracked ()").count(),
+            3,
+            "{written}"
+        );
+        assert!(
+            written.contains("my_macro ! (tokio :: spawn (a ())"),
+            "{written}"
+        );
+        assert!(!written.contains("spawn_tracked"), "{written}");
     }
 
     /// Regression: a spawn at the start of a statement and followed by an operator

@@ -4,7 +4,7 @@
 //! The traversal: every expression of the body that holds code, each one's parts before
 //! itself, so a spawn's arguments are rewritten before the spawn. Nested items are not
 //! part of the annotated function's body and are skipped; a macro's input is tokens, not
-//! expressions, and is not entered. Of the expressions inside patterns, types and
+//! expressions, and is handed to the visitor whole. Of the expressions inside patterns, types and
 //! attributes only a match arm's guard runs as the function's code, and only it is
 //! visited; the others (array lengths, const arguments, const patterns, attribute values)
 //! are evaluated while compiling, if at all.
@@ -28,8 +28,9 @@ pub(crate) trait Visitor {
     /// An expression, after its parts.
     fn expr(&mut self, _expr: &mut Expr) {}
 
-    /// A macro call, whose input is tokens the walk cannot see into.
-    fn macro_call(&mut self, _mac: &Macro) {}
+    /// A macro call, whose input is tokens the walk does not see into (a visitor may
+    /// parse and rewrite them).
+    fn macro_call(&mut self, _mac: &mut Macro) {}
 
     /// Tokens syn did not parse.
     fn verbatim(&mut self, _tokens: &TokenStream) {}
@@ -62,7 +63,7 @@ fn visit_stmt<V: Visitor + ?Sized>(v: &mut V, stmt: &mut Stmt) {
             }
         }
         Stmt::Expr(expr, _) => visit_expr(v, expr),
-        Stmt::Macro(m) => v.macro_call(&m.mac),
+        Stmt::Macro(m) => v.macro_call(&mut m.mac),
         Stmt::Item(_) => {}
     }
 }
@@ -96,7 +97,11 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
         Expr::Block(block) => visit_block(v, &mut block.block),
         Expr::Break(jump) => visit_optional(v, jump.expr.as_mut()),
         Expr::Call(call) => {
-            visit_expr(v, &mut call.func);
+            // A callee that is a path is part of the call, which the visitor sees whole
+            // (`tokio::spawn` called is not `tokio::spawn` passed as a value).
+            if !matches!(*call.func, Expr::Path(_)) {
+                visit_expr(v, &mut call.func);
+            }
             visit_exprs(v, &mut call.args);
         }
         Expr::Cast(cast) => visit_expr(v, &mut cast.expr),
@@ -162,7 +167,7 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
         }
         Expr::Yield(jump) => visit_optional(v, jump.expr.as_mut()),
         // Tokens, not expressions: the visitor sees them whole.
-        Expr::Macro(m) => v.macro_call(&m.mac),
+        Expr::Macro(m) => v.macro_call(&mut m.mac),
         Expr::Verbatim(tokens) => v.verbatim(tokens),
         // Nothing inside (`continue`, `_`, literals, paths).
         Expr::Continue(_) | Expr::Infer(_) | Expr::Lit(_) | Expr::Path(_) => {}

@@ -89,6 +89,7 @@ mod report;
 mod scope;
 mod sequence;
 mod shield;
+mod spawn_proof;
 mod sync;
 mod task;
 mod testing;
@@ -286,12 +287,19 @@ pub mod __private {
     };
     pub use crate::output::report as emit_report;
     pub use crate::probe::{
-        Classify, OutputProbe, ViaAnyOutput, ViaDebug, ViaDynError, ViaSendSyncError, ViaStdError,
-        probe_fn, probe_future,
+        ArgumentProbe, Classify, FnOutput, NotATask, OutputProbe, ViaAnyOutput, ViaDebug,
+        ViaDynError, ViaFunctionArgument, ViaFutureArgument, ViaNever, ViaOtherArgument,
+        ViaSendSyncError, ViaStdError, probe_argument, probe_fn, probe_fn_as, probe_future,
+        probe_future_as,
     };
     pub use crate::process::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::registry::TaskOutcome;
     pub use crate::scope::FailurePolicy;
+    pub use crate::spawn_proof::{
+        ProvenTokioSpawn, ProvenTokioSpawnBlocking, SpawnProof, SpawnReceiver, TokioHandle,
+        TokioHandleSpawn, UnprovenSpawn, UnprovenSpawnBlocking, UntrackedReceiver, tokio_spawn,
+        tokio_spawn_blocking,
+    };
     pub use crate::testing::{TestConfig, run_test, test_runtime};
     pub use tokio_util::sync::CancellationToken;
 
@@ -339,4 +347,14 @@ pub mod __private {
             detached,
         )
     }
+
+    /// Referenced, at the user's `spawn`, for each spawn in a macro's input that the
+    /// attributes cannot parse: the deprecation note is the warning the user sees.
+    #[deprecated(
+        note = "this spawn is inside a macro whose input sundown cannot parse, so the task is \
+                not tracked and shutdown will not wait for it: spawn before the macro and pass \
+                the handle in, or write the callee in parentheses, `(spawn)(task)`, to leave it \
+                untracked without this warning"
+    )]
+    pub fn spawn_in_macro_is_not_tracked() {}
 }

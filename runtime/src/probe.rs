@@ -5,6 +5,13 @@
 //! `__classify!(probe_future(&fut))` there; method resolution on `&&&&&OutputProbe<O>`
 //! picks the most specific impl below, which hands back a zero-sized [`Classify`] value
 //! that the (generic) runtime calls on the output when the task ends.
+//!
+//! Method resolution commits to the impl it picks, so a level must not be picked for an
+//! output type that is not known yet: the most specific level is the never type's. An
+//! output still unknown where the probe is resolved is one only fallback will decide: a
+//! diverging body (`async { loop { .. } }`, `|| panic!()`). That level settles it as `!`,
+//! which is what edition 2024's fallback gives under `#[tokio::main]` too, and which
+//! coerces to whatever older editions' `()` was used as.
 
 use std::error::Error;
 use std::fmt::Debug;
@@ -22,6 +29,20 @@ pub struct OutputProbe<O>(PhantomData<fn() -> O>);
 /// The probe for a future's (or `IntoFuture`'s) output.
 #[doc(hidden)]
 pub fn probe_future<F: IntoFuture>(_: &F) -> OutputProbe<F::Output> {
+    OutputProbe(PhantomData)
+}
+
+/// The probe for a future whose output the user declared (`let h: JoinHandle<O> = ..`):
+/// the output type is then known where the probe is resolved, though the code that
+/// decides it comes later.
+#[doc(hidden)]
+pub fn probe_future_as<O, F: IntoFuture<Output = O>>(_: &F) -> OutputProbe<O> {
+    OutputProbe(PhantomData)
+}
+
+/// The probe for a closure whose return type the user declared.
+#[doc(hidden)]
+pub fn probe_fn_as<R, F: FnOnce() -> R>(_: &F) -> OutputProbe<R> {
     OutputProbe(PhantomData)
 }
 
@@ -77,6 +98,33 @@ fn classify_task_error(err: &(dyn Error + 'static)) -> TaskOutcome {
         TaskOutcome::Cancelled
     } else {
         TaskOutcome::Failed(message_chain(err))
+    }
+}
+
+/// Names the never type on stable Rust: `fn() -> !` is a type today, `!` alone is not.
+#[doc(hidden)]
+pub trait FnOutput {
+    /// What the function returns.
+    type Output;
+}
+
+impl<R> FnOutput for fn() -> R {
+    type Output = R;
+}
+
+/// `!`: the output of a future or closure that never returns.
+type Never = <fn() -> ! as FnOutput>::Output;
+
+#[doc(hidden)]
+pub trait ViaNever {
+    fn classifier(&self) -> AnyOutput;
+}
+
+/// The most specific level, so an output type not yet known when the probe is resolved
+/// (a diverging body, decided only by fallback) becomes `!` instead of `Result<_, _>`.
+impl ViaNever for &&&&&OutputProbe<Never> {
+    fn classifier(&self) -> AnyOutput {
+        AnyOutput
     }
 }
 
@@ -244,6 +292,77 @@ impl<O> ViaAnyOutput for OutputProbe<O> {
     }
 }
 
+/// The argument of a spawn the macro cannot prove to be tokio's: it may be anything, so
+/// its probe must compile whatever it is.
+#[doc(hidden)]
+pub struct ArgumentProbe<X>(PhantomData<fn() -> X>);
+
+// Not derived: a probe is `Copy` whatever it probes.
+impl<X> Clone for ArgumentProbe<X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<X> Copy for ArgumentProbe<X> {}
+
+/// The probe for a spawn's argument, a future or a closure or neither.
+#[doc(hidden)]
+pub fn probe_argument<X>(_: &X) -> ArgumentProbe<X> {
+    ArgumentProbe(PhantomData)
+}
+
+/// What an argument that is neither a future nor a closure gives: nothing to classify.
+#[doc(hidden)]
+pub struct NotATask;
+
+#[doc(hidden)]
+pub trait ViaFutureArgument<O> {
+    fn output_probe(&self) -> OutputProbe<O>;
+}
+
+impl<F: IntoFuture> ViaFutureArgument<F::Output> for &&ArgumentProbe<F> {
+    fn output_probe(&self) -> OutputProbe<F::Output> {
+        OutputProbe(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaFunctionArgument<R> {
+    fn output_probe(&self) -> OutputProbe<R>;
+}
+
+impl<F: FnOnce() -> R, R> ViaFunctionArgument<R> for &ArgumentProbe<F> {
+    fn output_probe(&self) -> OutputProbe<R> {
+        OutputProbe(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaOtherArgument {
+    fn output_probe(&self) -> OutputProbe<NotATask>;
+}
+
+impl<X> ViaOtherArgument for ArgumentProbe<X> {
+    fn output_probe(&self) -> OutputProbe<NotATask> {
+        OutputProbe(PhantomData)
+    }
+}
+
+/// The output probe for an [`ArgumentProbe`]: a future's output, a closure's return
+/// value, or [`NotATask`] for anything else.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __probe_argument {
+    ($probe:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{
+            ViaFunctionArgument as _, ViaFutureArgument as _, ViaOtherArgument as _,
+        };
+        (&&&$probe).output_probe()
+    }};
+}
+
 /// Picks the classifier for a probe; used by the attributes' expansion.
 #[doc(hidden)]
 #[macro_export]
@@ -251,10 +370,10 @@ macro_rules! __classify {
     ($probe:expr) => {{
         #[allow(unused_imports)]
         use $crate::__private::{
-            ViaAnyOutput as _, ViaDebug as _, ViaDynError as _, ViaSendSyncError as _,
-            ViaStdError as _,
+            ViaAnyOutput as _, ViaDebug as _, ViaDynError as _, ViaNever as _,
+            ViaSendSyncError as _, ViaStdError as _,
         };
-        (&&&&&$probe).classifier()
+        (&&&&&&$probe).classifier()
     }};
 }
 
@@ -312,6 +431,52 @@ mod tests {
 
         assert_eq!(outcome!(u32, 7), completed);
         assert_eq!(outcome!((), ()), completed);
+    }
+
+    /// Regression: an output type that only fallback decides (a diverging body) was
+    /// constrained to `Result<_, _>` by the probe, and the spawn did not compile.
+    #[test]
+    fn a_diverging_output_is_settled_as_never_not_as_a_result() {
+        fn infer<O>(_: &OutputProbe<O>) -> &'static str {
+            std::any::type_name::<O>()
+        }
+        let diverging = async { panic!("never polled") };
+        let probe = probe_future(&diverging);
+        let classify = crate::__classify!(probe_future(&diverging));
+        assert_eq!(infer(&probe), "!");
+        assert_eq!(std::mem::size_of_val(&classify), 0);
+        let looping = || {
+            loop {
+                std::thread::park();
+            }
+        };
+        let probe = probe_fn(&looping);
+        let _ = crate::__classify!(probe_fn(&looping));
+        assert_eq!(infer(&probe), "!");
+    }
+
+    #[test]
+    fn arguments_are_probed_whatever_they_are() {
+        fn output<O>(_: &OutputProbe<O>) -> &'static str {
+            std::any::type_name::<O>()
+        }
+        let future = async { Ok::<u8, Cancelled>(1) };
+        assert_eq!(
+            output(&crate::__probe_argument!(probe_argument(&future))),
+            std::any::type_name::<Result<u8, Cancelled>>()
+        );
+        let closure = || 7_u16;
+        assert_eq!(
+            output(&crate::__probe_argument!(probe_argument(&closure))),
+            "u16"
+        );
+        assert!(output(&crate::__probe_argument!(probe_argument(&3_u8))).ends_with("NotATask"));
+        let failing = async { Err::<(), Cancelled>(Cancelled::new(None)) };
+        let classify = crate::__classify!(crate::__probe_argument!(probe_argument(&failing)));
+        assert_eq!(
+            classify.classify(&Err::<(), Cancelled>(Cancelled::new(None))),
+            TaskOutcome::Cancelled
+        );
     }
 
     #[test]

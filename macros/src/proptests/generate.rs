@@ -618,6 +618,16 @@ const SPAWNS: &[&str] = &[
     "spawn",
     "sundown::spawn",
     "<tokio>::spawn",
+    // Forms decided by type: imports, renames, module paths, receivers.
+    "task::spawn",
+    "rt::spawn_blocking",
+    "go::spawn::<F>",
+    "std::thread::spawn",
+    "(spawn)",
+    "Handle::current().spawn",
+    "handle.spawn",
+    "self.rt.spawn",
+    "builder().spawn",
 ];
 
 /// Expressions, built from statements, closures, async blocks and spawns.
@@ -664,6 +674,19 @@ fn expression() -> BoxedStrategy<String> {
             1 => inner.clone().prop_map(|e| format!("{e}.field")),
             1 => inner.clone().prop_map(|e| format!("S {{ a: {e} }}")),
             1 => inner.clone().prop_map(|e| format!("m!({e})")),
+            // Macro input the rewrite parses, or warns about.
+            1 => (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("vec![{a}, {b}]")),
+            1 => (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("vec![{a}; {b}]")),
+            1 => (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("tokio::join!({a}, {b})")),
+            1 => inner.clone().prop_map(|e| format!("tokio::try_join!({e},)")),
+            1 => (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, c, h)| {
+                format!("tokio::select! {{ biased; x = {a}, if {c} => {h}, else => {{ {h} }} }}")
+            }),
+            1 => (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| format!("assert!(matches!({a}, Ok(_)), \"{{}}\", {b})")),
+            1 => inner.clone().prop_map(|e| format!("format!(\"{{x}}\", x = {e})")),
+            1 => inner.clone().prop_map(|e| format!("info!(task = ?{e}, \"started\")")),
+            1 => inner.clone().prop_map(|e| format!("{e}.map(tokio::spawn)")),
             1 => inner.clone().prop_map(|e| format!("const {{ {e} }}")),
         ]
         .boxed()

@@ -92,3 +92,20 @@ pub(crate) fn resolve(config: MainConfig) -> Result<(MainConfig, Duration), Stri
     }
     Ok((config, budget))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duration::facts;
+
+    #[test]
+    fn the_default_configuration_uses_the_shared_defaults() {
+        let default = MainConfig::DEFAULT;
+        assert_eq!(
+            default.timeout,
+            Duration::from_millis(facts::DEFAULT_MAIN_TIMEOUT_MS)
+        );
+        #[cfg(unix)]
+        assert_eq!(default.signals, facts::DEFAULT_SIGNALS);
+    }
+}

@@ -223,3 +223,13 @@ pub(crate) fn install(
         .map(|_| ())
         .map_err(|e| format!("cannot start the signal thread: {e}"))
 }
+#[cfg(all(test, unix))]
+mod tests {
+    /// Every signal name the attributes accept is one the runtime can install.
+    #[test]
+    fn every_accepted_signal_name_maps_to_a_number() {
+        for name in crate::duration::facts::SIGNALS {
+            assert!(super::number_of(name).is_some(), "{name}");
+        }
+    }
+}

@@ -1,7 +1,44 @@
-//! Duration literals: `"9s"`, `"250ms"`, `"1m30s"`.
+//! What the attributes and the runtime must agree on: the duration grammar, the signal
+//! names, the default budgets.
+//!
+//! One source, in two places. `sundown-macros` owns this file (`macros/src/facts.rs`) and
+//! `sundown` carries a byte-for-byte copy (`runtime/src/facts.rs`), because neither crate
+//! can reach the other's: a proc-macro crate exports nothing but macros, and a published
+//! crate cannot include a file outside its own directory. `ui-tests/tests/shared_facts.rs`
+//! fails when the copies differ, and each crate's tests check what it builds on these
+//! facts (the runtime maps every signal name; its default configuration uses the
+//! defaults here). Edit this file, then copy it over the other.
 //!
 //! A duration is one or more `<digits><unit>` parts with units `m`, `s` and `ms`, each
-//! unit at most once and from the largest to the smallest, so a literal reads one way.
+//! unit at most once and from the largest to the smallest, so a literal reads one way. No
+//! spaces, no fractions, no other units, lowercase only: `SUNDOWN_TIMEOUT` at run time
+//! accepts exactly what `timeout = "..."` accepts at compile time.
+// Each crate uses part of what is here.
+#![allow(dead_code)]
+
+/// The shutdown budget when `timeout` is not given: inside Docker's 10 s stop window and
+/// Kubernetes' 30 s grace period.
+pub(crate) const DEFAULT_MAIN_TIMEOUT_MS: u64 = 9_000;
+
+/// The bound on a `#[cancel_safe]` cleanup when its `timeout` is not given.
+pub(crate) const DEFAULT_CLEANUP_TIMEOUT_MS: u64 = 5_000;
+
+/// The signals that start a shutdown when `signals` is not given.
+pub(crate) const DEFAULT_SIGNALS: &[&str] = &["SIGINT", "SIGTERM"];
+
+/// The signal names `signals` and `dump_signal` accept; the runtime maps every one.
+pub(crate) const SIGNALS: &[&str] = &[
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+];
+
+/// Parses a shutdown budget or cleanup bound (`key` names the setting): a duration
+/// longer than zero, in whole milliseconds.
+pub(crate) fn parse_budget_millis(key: &str, text: &str) -> Result<u64, String> {
+    match parse_millis(text)? {
+        0 => Err(format!("`{key}` must be longer than zero")),
+        millis => Ok(millis),
+    }
+}
 
 /// Parses a duration literal into whole milliseconds.
 ///
@@ -44,6 +81,12 @@ pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
                 return Err(format!(
                     "invalid duration `{text}`: `{digits}` has no unit; write `\"{digits}s\"` or \
                      `\"{digits}ms\"`"
+                ));
+            }
+            other if ["ms", "s", "m"].contains(&other.to_ascii_lowercase().as_str()) => {
+                return Err(format!(
+                    "invalid duration `{text}`: units are lowercase, write `{}`",
+                    other.to_ascii_lowercase()
                 ));
             }
             other => {
@@ -109,7 +152,7 @@ impl Unit {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_millis;
+    use super::{parse_budget_millis, parse_millis};
 
     fn err(text: &str) -> String {
         match parse_millis(text) {
@@ -143,7 +186,9 @@ mod tests {
         assert!(err("1m30").contains("`30` has no unit"));
         assert!(err("9sec").contains("unknown unit `sec`"));
         assert!(err("1h").contains("unknown unit `h`"));
-        assert!(err("9S").contains("unknown unit `S`"));
+        assert!(err("9S").contains("units are lowercase, write `s`"));
+        assert!(err("1M30S").contains("units are lowercase, write `m`"));
+        assert!(err("5MS").contains("units are lowercase, write `ms`"));
         assert!(err("s").contains("expected a number"));
         assert!(err("ms5").contains("expected a number"));
     }
@@ -171,5 +216,37 @@ mod tests {
         assert!(message.starts_with("invalid duration `9sec`"), "{message}");
         assert!(message.contains("`ms`, `s` or `m`"), "{message}");
         assert!(!message.ends_with('.'), "{message}");
+    }
+
+    /// Regression: the run-time parser took `0s` as a budget the attribute refuses, and
+    /// said "has a number without a unit" of `1.5s`, `1h` and `5S`.
+    #[test]
+    fn budgets_are_refused_with_what_is_wrong() {
+        assert_eq!(parse_budget_millis("timeout", "9s"), Ok(9_000));
+        assert_eq!(
+            parse_budget_millis("timeout", "0s"),
+            Err("`timeout` must be longer than zero".to_owned())
+        );
+        assert!(parse_budget_millis("timeout", "0m0s0ms").is_err());
+        for (text, what) in [
+            ("1.5s", "fractions are not supported"),
+            ("1h", "unknown unit `h`"),
+            ("5S", "units are lowercase"),
+            (" 9s", "remove the spaces"),
+        ] {
+            let message = parse_budget_millis("timeout", text).unwrap_err();
+            assert!(message.contains(what), "{text}: {message}");
+            assert!(!message.contains("without a unit"), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_accepted_values() {
+        assert!(
+            super::DEFAULT_SIGNALS
+                .iter()
+                .all(|s| super::SIGNALS.contains(s))
+        );
+        const { assert!(super::DEFAULT_CLEANUP_TIMEOUT_MS > 0 && super::DEFAULT_MAIN_TIMEOUT_MS > 0) };
     }
 }

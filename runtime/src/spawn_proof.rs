@@ -1,0 +1,222 @@
+//! Spawns the macro sees but cannot recognise by their path: an imported or renamed
+//! `spawn` (`use tokio::spawn; spawn(x)`, `task::spawn(x)`) and `.spawn(x)` on a
+//! runtime handle. The types decide, by autoref dispatch like the output probe: a
+//! callee whose type is tokio's own `spawn` function is tracked, any other is called
+//! as written and its call is flagged by the deprecation lint at the user's span; a
+//! receiver whose type is tokio's `Handle` spawns a tracked task on that handle.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use tokio::task::JoinHandle;
+
+use crate::probe::Classify;
+use crate::task::TaskName;
+
+pub use tokio::runtime::Handle as TokioHandle;
+/// The function a proven callee must be (the same item as `tokio::task::spawn`).
+pub use tokio::spawn as tokio_spawn;
+/// The function a proven blocking callee must be.
+pub use tokio::task::spawn_blocking as tokio_spawn_blocking;
+
+/// The future tokio's `spawn` is instantiated with when a callee is not it, so that
+/// the comparison leaves no type to infer.
+type Unused = std::future::Ready<()>;
+
+/// Two function types, compared by method resolution: the same type means the
+/// callee is tokio's function.
+pub struct SpawnProof<A, B>(PhantomData<Compared<A, B>>);
+
+/// What a proof compares, held by type only.
+type Compared<A, B> = (fn() -> A, fn() -> B);
+
+impl<A, B> SpawnProof<A, B> {
+    /// Compares the callee's type with tokio's function's.
+    pub fn new(_callee: &A, _tokio: B) -> Self {
+        SpawnProof(PhantomData)
+    }
+}
+
+/// The callee is tokio's `spawn`: tracked on the ambient scope, as `tokio::spawn`
+/// written out in full is.
+pub trait ProvenTokioSpawn {
+    /// Spawns `fut` tracked; `call` (the user's call) only fixes its types.
+    #[track_caller]
+    fn spawn_future<F, G, K, C>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        fut: F,
+        call: G,
+        classify: K,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        G: FnOnce(F) -> JoinHandle<F::Output>,
+        K: FnOnce() -> C,
+        C: Classify<F::Output>,
+    {
+        let _ = call;
+        crate::__private::spawn_tracked(name, detached, fut, classify())
+    }
+}
+
+impl<T> ProvenTokioSpawn for &SpawnProof<T, T> {}
+
+/// The callee is not tokio's `spawn` as far as its type shows: called as written.
+pub trait UnprovenSpawn<B> {
+    /// Calls the user's function; the deprecation note is the warning the user sees.
+    #[deprecated(
+        note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
+                tracked and shutdown will not wait for it: call `tokio::spawn` (or \
+                `sundown::spawn`) to track it, or write the callee in parentheses, \
+                `(spawn)(task)`, to leave it untracked without this warning"
+    )]
+    fn spawn_future<X, R, G, K>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        argument: X,
+        call: G,
+        classify: K,
+    ) -> R
+    where
+        G: FnOnce(X) -> R,
+        B: FnOnce(Unused) -> JoinHandle<()>,
+    {
+        let _ = (name, detached, classify);
+        call(argument)
+    }
+}
+
+impl<A, B> UnprovenSpawn<B> for SpawnProof<A, B> {}
+
+/// The callee is tokio's `spawn_blocking`: tracked on the ambient scope.
+pub trait ProvenTokioSpawnBlocking {
+    /// Runs `f` as a tracked blocking task; `call` only fixes its types.
+    #[track_caller]
+    fn spawn_function<F, R, G, K, C>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        f: F,
+        call: G,
+        classify: K,
+    ) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+        G: FnOnce(F) -> JoinHandle<R>,
+        K: FnOnce() -> C,
+        C: Classify<R>,
+    {
+        let _ = call;
+        crate::__private::spawn_blocking_tracked(name, detached, f, classify())
+    }
+}
+
+impl<T> ProvenTokioSpawnBlocking for &SpawnProof<T, T> {}
+
+/// The callee is not tokio's `spawn_blocking` as far as its type shows.
+pub trait UnprovenSpawnBlocking<B> {
+    /// Calls the user's function; the deprecation note is the warning the user sees.
+    #[deprecated(
+        note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
+                is not tracked and shutdown will not wait for it: call \
+                `tokio::task::spawn_blocking` (or `sundown::spawn_blocking`) to track \
+                it, or write the callee in parentheses, `(spawn_blocking)(f)`, to \
+                leave it untracked without this warning"
+    )]
+    fn spawn_function<X, R, G, K>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        argument: X,
+        call: G,
+        classify: K,
+    ) -> R
+    where
+        G: FnOnce(X) -> R,
+        B: FnOnce(fn()) -> JoinHandle<()>,
+    {
+        let _ = (name, detached, classify);
+        call(argument)
+    }
+}
+
+impl<A, B> UnprovenSpawnBlocking<B> for SpawnProof<A, B> {}
+
+/// The type of a `.spawn(x)` call's receiver.
+pub struct SpawnReceiver<R: ?Sized>(PhantomData<fn() -> *const R>);
+
+impl<R: ?Sized> SpawnReceiver<R> {
+    /// Looks at the receiver's type only; the borrow ends here.
+    pub fn of(_receiver: &R) -> Self {
+        SpawnReceiver(PhantomData)
+    }
+}
+
+/// A future handed to a runtime handle: tracked on the ambient scope, boxed so that
+/// the type the handle is given is a public one.
+type BoxedTask<O> = Pin<Box<dyn Future<Output = O> + Send + 'static>>;
+
+/// The receiver is tokio's `Handle` (or a reference to one): the task is tracked and
+/// spawned through the user's own call, so it runs on that handle's runtime.
+pub trait TokioHandleSpawn {
+    /// Wraps `fut` as a tracked task and hands it to `spawn` (the user's call); the
+    /// classifier is made after that call is type-checked, so the receiver may
+    /// decide the output type first (`JoinSet<anyhow::Result<()>>`).
+    #[track_caller]
+    fn spawn_through<F, G, K, C>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        fut: F,
+        spawn: G,
+        classify: K,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        G: FnOnce(BoxedTask<F::Output>) -> JoinHandle<F::Output>,
+        K: FnOnce() -> C,
+        C: Classify<F::Output>,
+    {
+        let location = std::panic::Location::caller();
+        let Some(scope) = crate::task::ambient::current_scope() else {
+            return spawn(Box::pin(fut));
+        };
+        let guard = crate::task::TaskGuard::new(&scope, TaskName::Given(name.into()), location)
+            .detached(detached);
+        let key = guard.key();
+        let handle = spawn(Box::pin(crate::task::tracked(guard, fut, classify())));
+        scope.registry().set_abort(key, handle.abort_handle());
+        handle
+    }
+}
+
+impl TokioHandleSpawn for &SpawnReceiver<TokioHandle> {}
+impl TokioHandleSpawn for &SpawnReceiver<&TokioHandle> {}
+
+/// Any other receiver: its `.spawn(x)` is called as written.
+pub trait UntrackedReceiver {
+    /// Calls `spawn` (the user's call) with the argument.
+    fn spawn_through<X, Y, G, K>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        argument: X,
+        spawn: G,
+        classify: K,
+    ) -> Y
+    where
+        G: FnOnce(X) -> Y,
+    {
+        let _ = (name, detached, classify);
+        spawn(argument)
+    }
+}
+
+impl<R: ?Sized> UntrackedReceiver for SpawnReceiver<R> {}

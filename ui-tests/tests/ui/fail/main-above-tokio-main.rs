@@ -1,0 +1,3 @@
+#[sundown::graceful_main]
+#[tokio::main]
+async fn main() {}

@@ -1,0 +1,3 @@
+#[tokio::main]
+#[sundown::graceful_main]
+async fn main() {}

@@ -31,6 +31,7 @@ pub(super) fn build_runtime(config: &MainConfig) -> std::io::Result<tokio::runti
     if let (Flavor::MultiThread, Some(n)) = (config.flavor, config.worker_threads) {
         builder.worker_threads(n.max(1));
     }
+    super::untracked::install(&mut builder);
     builder.enable_all().build()
 }
 
@@ -41,6 +42,8 @@ pub(super) struct Outcome {
     body: Option<Result<TaskOutcome, String>>,
     report: Report,
     untracked: usize,
+    /// What to say of them, taken before the runtime's teardown destroys them.
+    untracked_text: String,
 }
 
 type BodyFuture<'a> = Pin<Box<dyn Future<Output = Result<TaskOutcome, Box<dyn Any + Send>>> + 'a>>;
@@ -188,10 +191,16 @@ pub(super) fn run_on<'a>(
         // The budget counts from the first signal, so the total does too.
         report.total = started.elapsed();
         let untracked = settle_untracked(&scope, internal_tasks).await;
+        let untracked_text = if untracked > 0 {
+            super::untracked::report(untracked)
+        } else {
+            String::new()
+        };
         Outcome {
             body: main.result.take(),
             report,
             untracked,
+            untracked_text,
         }
     })
 }
@@ -246,6 +255,7 @@ pub(super) fn finish(shared: &Shared, outcome: Outcome) -> ! {
         body,
         mut report,
         untracked,
+        untracked_text,
     } = outcome;
     let signal = lock(&shared.timeline).signal;
     let mut text = String::new();
@@ -282,12 +292,6 @@ pub(super) fn finish(shared: &Shared, outcome: Outcome) -> ! {
     if !quiet && !crate::output::report_as_events(&report) {
         text.push_str(&format!("sundown: {report}\n"));
     }
-    if untracked > 0 {
-        text.push_str(&format!(
-            "sundown: {untracked} untracked task(s) were still pending at exit and were \
-             destroyed (spawned outside sundown's tracking: use sundown::spawn, or spawn \
-             inside a #[graceful_main] or #[cancel_safe] body)\n"
-        ));
-    }
+    text.push_str(&untracked_text);
     super::exit::end(exit, &text, EXIT_FLUSH)
 }

@@ -17,6 +17,7 @@ mod controller;
 mod exit;
 mod signals;
 mod systemd;
+mod untracked;
 
 use std::future::Future;
 use std::panic::Location;

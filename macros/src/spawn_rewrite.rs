@@ -315,6 +315,12 @@ impl SpawnRewriter<'_> {
 
 impl Visitor for SpawnRewriter<'_> {
     fn stmt(&mut self, stmt: &mut Stmt) -> bool {
+        if binds_a_function(stmt) {
+            // `let f = tokio::spawn;`: a function value whose argument type is only
+            // known where it is called; left as written (and untracked), like a
+            // parenthesized callee.
+            return true;
+        }
         if let Some((expr, site, declared, detached)) = declared_spawn(stmt) {
             if let Expr::Call(call) = expr {
                 for argument in &mut call.args {
@@ -625,6 +631,15 @@ fn declared_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite, Type, bool)>
         site @ SpawnSite::Tokio(..) => Some((&mut *init.expr, site, output, detached)),
         _ => None,
     }
+}
+
+/// `let f = PATH;`, a function bound by name: its calls are the user's own.
+fn binds_a_function(stmt: &Stmt) -> bool {
+    let Stmt::Local(local) = stmt else {
+        return false;
+    };
+    matches!(&local.init, Some(init) if init.diverge.is_none()
+        && matches!(&*init.expr, Expr::Path(p) if p.qself.is_none()))
 }
 
 /// The argument of `drop(arg)` (`std::mem::drop`, `core::mem::drop`).

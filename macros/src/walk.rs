@@ -98,8 +98,15 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
         Expr::Break(jump) => visit_optional(v, jump.expr.as_mut()),
         Expr::Call(call) => {
             // A callee that is a path is part of the call, which the visitor sees whole
-            // (`tokio::spawn` called is not `tokio::spawn` passed as a value).
-            if !matches!(*call.func, Expr::Path(_)) {
+            // (`tokio::spawn` called is not `tokio::spawn` passed as a value); so is a
+            // parenthesized path, `(tokio::spawn)(x)`, the way to call a function as
+            // written.
+            let path_callee = match &*call.func {
+                Expr::Path(_) => true,
+                Expr::Paren(paren) => matches!(*paren.expr, Expr::Path(_)),
+                _ => false,
+            };
+            if !path_callee {
                 visit_expr(v, &mut call.func);
             }
             visit_exprs(v, &mut call.args);

@@ -258,12 +258,42 @@ pub fn on_close(
 ) {
     match ambient::current_scope() {
         Some(scope) => scope.on_close(name, fut),
-        None => output::line(&format!(
-            "sundown::on_close(\"{}\") called outside any shutdown scope: the hook will not run \
-             (use #[graceful_main], Shutdown::enter, or a Shutdown's own on_close)",
-            name.into()
-        )),
+        None => hook_without_scope("on_close", &name.into()),
     }
+}
+
+/// Registers a close hook with a bound of its own on the ambient scope (see
+/// [`Shutdown::on_close_within`]): `bound` is kept back from the drain for it.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let scope = sundown::Shutdown::new();
+/// scope.enter(async {
+///     sundown::on_close_within("journal", Duration::from_secs(2), async { /* fsync */ })
+/// }).await;
+/// let report = scope.shutdown(Duration::from_secs(9)).await;
+/// assert_eq!(report.closes()[0].name(), "journal");
+/// # }
+/// ```
+pub fn on_close_within(
+    name: impl Into<Cow<'static, str>>,
+    bound: std::time::Duration,
+    fut: impl Future<Output = ()> + Send + 'static,
+) {
+    match ambient::current_scope() {
+        Some(scope) => scope.on_close_within(name, bound, fut),
+        None => hook_without_scope("on_close_within", &name.into()),
+    }
+}
+
+fn hook_without_scope(what: &str, name: &str) {
+    output::line(&format!(
+        "sundown::{what}(\"{}\") called outside any shutdown scope: the hook will not run \
+         (use #[graceful_main], Shutdown::enter, or a Shutdown's own {what})",
+        text::Shown(name)
+    ));
 }
 
 #[doc = include_str!("graceful_main_docs.md")]

@@ -495,9 +495,10 @@ impl Registry {
         self.with_entry(key, |e| std::mem::replace(&mut e.state, state))
     }
 
-    /// Removes the entry and counts how it ended. Returns true when this emptied the
-    /// entry's shard: the total can only reach zero on such a removal, so only then is
-    /// a waiting drain worth waking.
+    /// Removes the entry and counts how it ended. Returns true when this left the
+    /// entry's shard with at most one task: a drain waits for zero tasks, or for one
+    /// when its caller is a task of the scope, and the total can only reach that on
+    /// such a removal, so only then is a waiting drain worth waking.
     pub(crate) fn remove(&self, key: SlotKey, outcome: Outcome) -> bool {
         let (emptied, abort) = {
             let mut slots = self.lock(key.shard as usize);
@@ -521,7 +522,7 @@ impl Registry {
                 Outcome::Failed => c.failed += 1,
                 Outcome::Cancelled => c.cancelled += 1,
             }
-            (slots.live == 0, entry.abort)
+            (slots.live <= 1, entry.abort)
         };
         // The abort handle holds a reference to the task; release it outside the lock.
         drop(abort);
@@ -653,8 +654,21 @@ mod tests {
         let loc = Location::caller();
         let a = r.insert(TaskName::Given("a".into()), loc, TaskState::Running);
         let b = r.insert(TaskName::Given("b".into()), loc, TaskState::Running);
-        assert_eq!(r.live(), 2);
-        assert!(!r.remove(a, Outcome::Completed) || a.shard != b.shard);
+        let d = r.insert(TaskName::Given("d".into()), loc, TaskState::Running);
+        assert_eq!(r.live(), 3);
+        assert_eq!(
+            (a.shard, b.shard),
+            (d.shard, d.shard),
+            "one thread, one shard"
+        );
+        assert!(
+            !r.remove(d, Outcome::Completed),
+            "two left: no drain to wake"
+        );
+        assert!(
+            r.remove(a, Outcome::Completed),
+            "one left, maybe a drain's caller: wake"
+        );
         assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
         let c = r.insert(TaskName::Given("c".into()), loc, TaskState::Running);
         assert_eq!((c.shard, c.slot()), (a.shard, a.slot()), "slot reused");
@@ -670,7 +684,7 @@ mod tests {
             "the last removal empties the shard"
         );
         let t = r.totals();
-        assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 1, 1, 1));
+        assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 2, 1, 1));
     }
 
     #[test]

@@ -109,7 +109,8 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
     let report = Report {
         cause: scope.cause(),
         budget,
-        drain_limit: split.drain,
+        // From the sequence's own start: a `delay` before it is not drain time.
+        drain_limit: drain_deadline.saturating_duration_since(begun),
         total: begun.elapsed(),
         steps,
         stragglers,

@@ -232,6 +232,29 @@ async fn shutdown_from_a_tracked_task_is_not_waited_for() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn shutdown_from_a_tracked_task_returns_when_the_others_are_done() {
+    // The caller stays registered while it waits: the drain must still be woken when
+    // the last other task of its shard ends, not sleep to its deadline.
+    let scope = Shutdown::new();
+    scope.spawn_named("worker", async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let s = scope.clone();
+    let stopper = scope.spawn_named("stopper", async move {
+        let started = Instant::now();
+        let report = s.join(secs(9)).await;
+        (report.exit_code(), started.elapsed())
+    });
+    let (code, took) = stopper.await.unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        took,
+        Duration::from_millis(100),
+        "woken when the worker ended"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn shutdown_from_inside_enter_returns_its_report() {
     let scope = Shutdown::new();
     let drained = Arc::new(AtomicBool::new(false));

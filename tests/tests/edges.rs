@@ -222,3 +222,22 @@ fn program_pid(strace: u32) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
+
+#[test]
+fn join_from_mains_own_body_returns_when_the_others_are_done() {
+    let started = Instant::now();
+    let p = start("join_from_main");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    assert!(
+        end.stdout.iter().any(|l| l == "joined: exit code 0"),
+        "{:?} {}",
+        end.stdout,
+        end.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

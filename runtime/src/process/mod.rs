@@ -71,6 +71,7 @@ fn refuse_to_start(why: &str) -> ! {
     )
 }
 
+#[track_caller]
 fn run_boxed<'a>(
     config: MainConfig,
     location: &'static Location<'static>,

@@ -217,13 +217,15 @@ pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
 }
 
 /// The tracked task being polled on this thread, if any, with its scope: the innermost
-/// task's own guard on the stack, however many `enter` or `shield` views are above it.
+/// context that names a task (a task's own guard, or a view made inside one: main's
+/// body, `shield`, a cleanup), however many `enter` views without one are above it.
 pub(crate) fn running_task() -> Option<(Shutdown, SlotKey)> {
     CURRENT
         .try_with(|c| {
             c.borrow().iter().rev().find_map(|local| match local {
                 Some(Local::Owner(guard)) => Some((guard.ambient().scope, guard.key())),
-                _ => None,
+                Some(Local::View(a)) => a.task.map(|key| (a.scope.clone(), key)),
+                None => None,
             })
         })
         .ok()

@@ -23,6 +23,7 @@ fn main() {
         "million_stubborn" => million_stubborn(),
         "many_dropped_cleanups" => many_dropped_cleanups(),
         "hook_spawns" => hook_spawns(),
+        "join_from_main" => join_from_main(),
         other => {
             eprintln!("edges: unknown mode {other:?}");
             std::process::exit(2)
@@ -185,4 +186,16 @@ async fn hook_spawns() {
     });
     say("ready");
     sundown::requested().await;
+}
+
+/// Main's body joins its own scope: the join must not wait for main itself.
+#[graceful_main(timeout = "5s")]
+async fn join_from_main(scope: Shutdown) {
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        say("job done");
+    });
+    say("ready");
+    let report = scope.join(Duration::from_secs(3)).await;
+    say(&format!("joined: exit code {}", report.exit_code()));
 }

@@ -8,7 +8,7 @@ use crate::expand_common::{
 };
 use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
-use crate::spawn_rewrite::{SpawnRewriter, block_expr, respan};
+use crate::spawn_rewrite::{SpawnRewriter, block_expr, outer_attrs, respan, set_outer_attrs};
 use crate::walk::{self, Visitor};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
@@ -288,7 +288,9 @@ impl Visitor for SuspensionPoints<'_> {
         let Expr::Await(wait) = expr else { return };
         let base = &wait.base;
         let point = suspension_point(self.krate, quote!(#base), base.span());
+        let attrs = outer_attrs(expr);
         *expr = block_expr(point);
+        set_outer_attrs(expr, attrs);
     }
 
     fn macro_call(&mut self, mac: &mut Macro) {

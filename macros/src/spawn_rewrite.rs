@@ -94,7 +94,9 @@ impl<'a> SpawnRewriter<'a> {
             (Expr::MethodCall(call), SpawnSite::Method) => self.through_receiver(call, detached),
             _ => return,
         };
+        let attrs = outer_attrs(expr);
         *expr = block_expr(replacement);
+        set_outer_attrs(expr, attrs);
     }
 
     /// The tracked spawn of `spawned` (tokens of an expression), reported at `site`.
@@ -797,6 +799,24 @@ fn path_name(path: &syn::Path) -> String {
         .map(|segment| segment.ident.to_string())
         .collect::<Vec<_>>()
         .join("::")
+}
+
+/// The attributes written on an expression (`#[cfg(..)] tokio::spawn(x);`): a rewrite
+/// keeps them on its replacement, so a spawn compiled out stays compiled out.
+pub(crate) fn outer_attrs(expr: &mut Expr) -> Vec<syn::Attribute> {
+    match expr {
+        Expr::Call(e) => std::mem::take(&mut e.attrs),
+        Expr::MethodCall(e) => std::mem::take(&mut e.attrs),
+        Expr::Await(e) => std::mem::take(&mut e.attrs),
+        _ => Vec::new(),
+    }
+}
+
+/// Puts `attrs` back on a replacement made by [`block_expr`].
+pub(crate) fn set_outer_attrs(expr: &mut Expr, attrs: Vec<syn::Attribute>) {
+    if let Expr::Block(block) = expr {
+        block.attrs = attrs;
+    }
 }
 
 /// `{ tokens }` as an expression that replaces another. A block expression, not verbatim

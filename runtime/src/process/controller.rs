@@ -4,7 +4,7 @@
 //! deadline ends the process with 124 and the task table even if the tokio runtime is
 //! wedged (a `current_thread` program stuck in a sync loop).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,9 +94,13 @@ pub(crate) fn run(shared: &Shared, mailbox: &Mailbox<Control>, forced: &AtomicBo
                 }
             }
             Some(Control::Signal(SignalEvent::Terminate { name, number, .. })) => {
-                // The signal thread has armed the third-signal default already; this
-                // covers platforms where the controller is the only counter.
-                forced.store(true, Ordering::SeqCst);
+                // On Unix the signal thread arms the third-signal default itself, once
+                // the handlers of the signals it counted are done; elsewhere the
+                // controller is the only counter.
+                #[cfg(not(unix))]
+                forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                #[cfg(unix)]
+                let _ = forced;
                 forced_exit(shared, name, number)
             }
             Some(Control::Signal(SignalEvent::Dump)) => dump_tasks(shared),

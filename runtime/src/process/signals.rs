@@ -83,9 +83,11 @@ pub(crate) fn install(
     // would without sundown. Disarmed once the iterator is in place, a signal is queued
     // in the pipe for the thread below, however late that thread starts.
     forced.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut counters = Vec::new();
     for (&n, name) in numbers.iter().zip(terminate) {
         signal_hook::flag::register_conditional_default(n, forced.clone())
             .map_err(|e| format!("cannot handle {name}: {e}"))?;
+        counters.push((n, DeliveryCounter::register(n)));
     }
     let mut signals =
         Signals::new(&all).map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -96,12 +98,19 @@ pub(crate) fn install(
         .spawn(move || {
             let mut nth = 0;
             for n in signals.forever() {
-                let event = if Some(n) == dump_number && !numbers.contains(&n) {
-                    SignalEvent::Dump
-                } else {
+                if Some(n) == dump_number && !numbers.contains(&n) {
+                    deliver(SignalEvent::Dump);
+                    continue;
+                }
+                // The iterator reports a signal once however often it came while
+                // unread; the counter says how often (none: counted already).
+                let times = counters
+                    .iter_mut()
+                    .find(|(m, _)| *m == n)
+                    .map_or(1, |(_, c)| c.take());
+                for _ in 0..times {
                     nth += 1;
                     if nth == 2 {
-                        forced.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Whatever the controller is stuck on, the process ends.
                         super::exit::arm(
                             std::time::Instant::now() + FORCED_EXIT_GRACE,
@@ -109,17 +118,60 @@ pub(crate) fn install(
                             super::exit::Unless::Never,
                         );
                     }
-                    SignalEvent::Terminate {
+                    deliver(SignalEvent::Terminate {
                         name: name_of(n, &names),
                         number: n,
                         nth,
-                    }
-                };
-                deliver(event);
+                    });
+                }
+                if nth >= 2 {
+                    // From now on the handler applies the default disposition: the next
+                    // signal kills. Every signal counted so far has passed that check
+                    // (it runs before the counter's send).
+                    forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
             }
         })
         .map(|_| ())
         .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+/// Counts the deliveries of one signal: its handler sends one datagram per delivery
+/// (datagrams are never merged, unlike the iterator's pending flag, so two signals sent
+/// together are two). Without the socket (it could not be made) each report of the
+/// iterator counts once.
+#[cfg(unix)]
+struct DeliveryCounter(Option<std::os::unix::net::UnixDatagram>);
+
+#[cfg(unix)]
+impl DeliveryCounter {
+    /// Registered before the iterator's handler, so a delivery's datagram is sent
+    /// before the iterator can report it. Called while a signal still kills the process
+    /// (see `install`), so no delivery can be among what it discards.
+    fn register(signal: i32) -> Self {
+        let read = std::os::unix::net::UnixDatagram::pair()
+            .ok()
+            .and_then(|(read, write)| {
+                read.set_nonblocking(true).ok()?;
+                signal_hook::low_level::pipe::register(signal, write).ok()?;
+                Some(read)
+            });
+        let mut counter = DeliveryCounter(read);
+        // Registering probes the socket with an empty datagram: not a delivery.
+        counter.take();
+        counter
+    }
+
+    /// Deliveries since the last call (1 without the socket).
+    fn take(&mut self) -> usize {
+        let Some(read) = &self.0 else { return 1 };
+        let mut n = 0;
+        let mut byte = [0u8; 1];
+        while read.recv(&mut byte).is_ok() {
+            n += 1;
+        }
+        n
+    }
 }
 
 /// Windows console control events, with the numbers Windows gives them.

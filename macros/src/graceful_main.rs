@@ -147,6 +147,9 @@ fn expand_checked(
             };
             let __sundown_main = |__sundown_scope: #krate::Shutdown| async move {
                 #bind_scope
+                // The user's braces are the body's own; a one-line body is not
+                // "unnecessary braces" to them.
+                #[allow(unused_braces)]
                 let __sundown_body = async move {
                     #fake_return
                     #block

@@ -284,6 +284,7 @@ fn expand_checked(function: ItemFn, config: &TestArgs, krate: &syn::Path) -> Tok
             #start_paused
             let __sundown_test = |__sundown_scope: #krate::Shutdown| async move {
                 let _ = __sundown_scope;
+                #[allow(unused_braces)]
                 let __sundown_body = async move {
                     #fake_return
                     #block

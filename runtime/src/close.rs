@@ -3,7 +3,8 @@
 //! Hooks run last-registered-first, each as its own task (a panic is contained, a hang
 //! abandoned). A hook that declared a bound (`on_close_within`) gets that bound; the
 //! others share what is left equally, less what later declared hooks reserved, so a
-//! hanging hook takes only its share and the next one still runs. How a hook is
+//! hanging hook takes only its share (at least 50 ms, if that is left) and the next one
+//! still runs. How a hook is
 //! spawned (its ambient scope, waiting for tasks it spawns) is the caller's, passed in
 //! as [`SpawnHook`].
 
@@ -19,6 +20,10 @@ use tokio::time::Instant;
 use crate::budget::HookReserve;
 use crate::report::{CloseOutcome, CloseResult, panic_message};
 use crate::sync::lock;
+
+/// The least an undeclared hook gets (if that much is left): with many hooks, an equal
+/// share would be too short for a hook that does nothing.
+const SHARE_FLOOR: Duration = Duration::from_millis(50);
 
 /// A hook's future, boxed.
 pub(crate) type HookFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -108,29 +113,34 @@ pub(crate) async fn run_all(
     spawn: &mut SpawnHook<'_>,
 ) -> Vec<CloseResult> {
     let mut results = Vec::new();
+    // What the hooks not yet run need: declared bounds are kept for them, the others
+    // share what is left. Counted once and updated as hooks run (a hook registered
+    // during the close phase runs too, and is simply not reserved for).
+    let mut later = HookReserve::default();
+    let mut undeclared_later = 0usize;
+    for s in stacks {
+        s.reserve_into(&mut later);
+        undeclared_later += lock(&s.0)
+            .hooks
+            .iter()
+            .filter(|h| h.bound.is_none())
+            .count();
+    }
     for stack in stacks {
         while let Some(hook) = stack.pop() {
-            // What later hooks still need: undeclared ones share, declared ones are kept.
-            let mut later = HookReserve::default();
-            for s in stacks {
-                s.reserve_into(&mut later);
+            match hook.bound {
+                Some(b) => later.declared = later.declared.saturating_sub(b),
+                None => undeclared_later = undeclared_later.saturating_sub(1),
             }
-            let undeclared_left = stacks
-                .iter()
-                .map(|s| {
-                    lock(&s.0)
-                        .hooks
-                        .iter()
-                        .filter(|h| h.bound.is_none())
-                        .count()
-                })
-                .sum::<usize>();
             let remaining = deadline.saturating_duration_since(Instant::now());
             let share = match hook.bound {
                 Some(bound) => bound.min(remaining),
                 None => {
                     let free = remaining.saturating_sub(later.declared);
-                    free / u32::try_from(undeclared_left + 1).unwrap_or(u32::MAX)
+                    let equal = free / u32::try_from(undeclared_later + 1).unwrap_or(u32::MAX);
+                    // Thousands of hooks would each get a sliver a busy runtime cannot
+                    // keep; a hook is given at least this much of what is free.
+                    equal.max(SHARE_FLOOR.min(free))
                 }
             };
             results.push(run_one(hook, share, spawn).await);
@@ -194,6 +204,19 @@ mod tests {
         assert_eq!(*lock(&log), ["cache", "db"]);
         assert!(results.iter().all(|r| r.outcome == CloseOutcome::Done));
         assert!(stack.push(hook("late", None, &log)).is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn twenty_thousand_quick_hooks_all_run() {
+        let stack = HookStack::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..20_000 {
+            assert!(stack.push(hook("quick", None, &log)).is_ok());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let results = run_all(&[&stack], deadline, &mut |f| tokio::spawn(f)).await;
+        assert_eq!(results.len(), 20_000);
+        assert!(results.iter().all(|r| r.outcome == CloseOutcome::Done));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

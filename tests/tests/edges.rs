@@ -241,3 +241,16 @@ fn join_from_mains_own_body_returns_when_the_others_are_done() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_panicking_main_counts_as_failed() {
+    let p = start("main_panics");
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(1), "{}", end.stderr);
+    end.assert_mentions("`main_panics` panicked: configuration missing");
+    assert!(
+        last_line(&end.stderr).ends_with("0 completed, 1 failed, 0 cancelled; exit code 1"),
+        "{}",
+        end.stderr
+    );
+}

@@ -66,7 +66,12 @@ impl Body<'_> {
                 };
                 Ok(outcome)
             }
-            Err(payload) => Err(panic_message(&*payload)),
+            Err(payload) => {
+                if let Some(g) = &self.guard {
+                    g.mark_failed();
+                }
+                Err(panic_message(&*payload))
+            }
         });
         self.release();
     }

@@ -80,23 +80,50 @@ pub(crate) fn resolve(config: MainConfig) -> Result<(MainConfig, Duration), Stri
         }
     };
     let mut config = config;
-    if !config.delay.is_zero() && config.delay >= budget {
-        let delay = budget / 2;
-        crate::output::line(&format!(
-            "delay {} is not shorter than the {} budget; using {}",
-            Human(config.delay),
-            Human(budget),
-            Human(delay)
-        ));
-        config.delay = delay;
+    let (delay, why) = fit_delay(config.delay, budget);
+    if let Some(why) = why {
+        crate::output::line(&why);
     }
+    config.delay = delay;
     Ok((config, budget))
+}
+
+/// `delay` counts inside the budget, before the drain: more than half of it would
+/// leave the drain less time than the delay, and a delay past the drain deadline
+/// would abort tasks that were never asked to stop. Such a delay is cut to half the
+/// budget, with the line saying so.
+fn fit_delay(delay: Duration, budget: Duration) -> (Duration, Option<String>) {
+    let most = budget / 2;
+    if delay <= most {
+        return (delay, None);
+    }
+    let why = format!(
+        "delay {} leaves the {} budget too little for the drain; using {}",
+        Human(delay),
+        Human(budget),
+        Human(most)
+    );
+    (most, Some(why))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::duration::facts;
+
+    #[test]
+    fn a_delay_over_half_the_budget_is_cut_to_half() {
+        let ms = Duration::from_millis;
+        assert_eq!(fit_delay(ms(500), ms(1000)), (ms(500), None));
+        let (delay, why) = fit_delay(ms(950), ms(1000));
+        assert_eq!(delay, ms(500));
+        let why = why.unwrap_or_default();
+        assert!(
+            why.contains("delay 950ms") && why.contains("using 500ms"),
+            "{why}"
+        );
+        assert_eq!(fit_delay(ms(3000), ms(3100)).0, ms(1550));
+    }
 
     #[test]
     fn the_default_configuration_uses_the_shared_defaults() {

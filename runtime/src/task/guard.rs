@@ -104,6 +104,12 @@ impl TaskGuard {
         outcome
     }
 
+    /// Counts the task as failed without a failure line (main's panic, which the runner
+    /// prints itself).
+    pub(crate) fn mark_failed(&self) {
+        self.outcome.set(Outcome::Failed);
+    }
+
     pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) {
         self.fail(FailureKind::Panicked(panic_message(payload)));
         self.outcome.set(Outcome::Failed);

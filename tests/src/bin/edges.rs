@@ -24,6 +24,10 @@ fn main() {
         "many_dropped_cleanups" => many_dropped_cleanups(),
         "hook_spawns" => hook_spawns(),
         "join_from_main" => join_from_main(),
+        "main_panics" => {
+            std::panic::set_hook(Box::new(|_| {}));
+            main_panics()
+        }
         other => {
             eprintln!("edges: unknown mode {other:?}");
             std::process::exit(2)
@@ -198,4 +202,11 @@ async fn join_from_main(scope: Shutdown) {
     say("ready");
     let report = scope.join(Duration::from_secs(3)).await;
     say(&format!("joined: exit code {}", report.exit_code()));
+}
+
+/// Main's body panics.
+#[graceful_main]
+async fn main_panics() {
+    say("ready");
+    panic!("configuration missing");
 }

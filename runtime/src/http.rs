@@ -292,13 +292,25 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let polled = match this.inner.as_mut().as_pin_mut() {
-            Some(inner) => match inner.project() {
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            // Polled after it finished (a contract breach of the caller's): stay pending.
+            return Poll::Pending;
+        };
+        // A handler that panics is a failed request, reported as a task's panic is; the
+        // panic then goes on to the server as it would without the layer.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match inner.project() {
                 InnerProj::Plain { fut } => fut.poll(cx),
                 InnerProj::Tracked { fut } => fut.poll(cx),
-            },
-            // Polled after it finished (a contract breach of the caller's): stay pending.
-            None => return Poll::Pending,
+            }));
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(payload) => {
+                if let Some(unit) = this.unit.take() {
+                    unit.guard.panicked(&*payload);
+                }
+                std::panic::resume_unwind(payload)
+            }
         };
         match polled {
             Poll::Ready(result) => {

@@ -101,3 +101,27 @@ async fn a_request_before_the_signal_keeps_its_connection_and_readiness_follows_
     // Outside any scope: always ready.
     assert_eq!(sundown::http::ready_response().status(), StatusCode::OK);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_is_a_failed_request_not_a_cancelled_one() {
+    let scope = Shutdown::new();
+    async fn boom() -> &'static str {
+        tokio::task::yield_now().await;
+        if std::hint::black_box(true) {
+            panic!("handler blew up");
+        }
+        "unreachable"
+    }
+    let router: Router = Router::new().route("/boom", get(boom));
+    let mut svc = sundown::http::TrackRequests::on(&scope).layer(router);
+    let call = tokio::spawn(svc.call(req("/boom")));
+    assert!(call.await.is_err(), "the panic still reaches the server");
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        (report.stats().failed, report.stats().cancelled),
+        (1, 0),
+        "{report}"
+    );
+    assert_eq!(report.failures()[0].task(), "GET /boom");
+    assert_eq!(report.exit_code(), 1);
+}

@@ -45,6 +45,8 @@ enum ClosePhase {
 struct Stack {
     phase: ClosePhase,
     hooks: Vec<CloseHook>,
+    /// The hook running now (its name), for a table made from outside the runtime.
+    running: Option<Cow<'static, str>>,
 }
 
 /// One scope's close hooks.
@@ -55,6 +57,7 @@ impl HookStack {
         HookStack(Mutex::new(Stack {
             phase: ClosePhase::Open,
             hooks: Vec::new(),
+            running: None,
         }))
     }
 
@@ -90,14 +93,21 @@ impl HookStack {
         ours.hooks = theirs;
     }
 
+    /// The next hook to run, which is then the running one.
     fn pop(&self) -> Option<CloseHook> {
         let mut s = lock(&self.0);
         s.phase = ClosePhase::Closing;
         let hook = s.hooks.pop();
+        s.running = hook.as_ref().map(|h| h.name.clone());
         if hook.is_none() {
             s.phase = ClosePhase::Closed;
         }
         hook
+    }
+
+    /// The name of the hook running now, if one is.
+    pub(crate) fn running(&self) -> Option<Cow<'static, str>> {
+        lock(&self.0).running.clone()
     }
 }
 

@@ -254,3 +254,14 @@ fn a_panicking_main_counts_as_failed() {
         end.stderr
     );
 }
+
+#[test]
+fn a_close_hook_blocking_the_runtime_is_named_at_the_hard_deadline() {
+    let mut p = start("hook_blocks");
+    p.signal("TERM");
+    let end = p.wait(Duration::from_secs(10));
+    end.assert_budget_ran_out(
+        Duration::from_millis(1600),
+        &["close hook `blocker` was still running"],
+    );
+}

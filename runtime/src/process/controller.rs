@@ -235,6 +235,17 @@ fn hard_deadline_exit(shared: &Shared) -> ! {
         Human(shared.budget)
     ));
     let (table, total) = table_rows(shared, Some(TaskState::Blocking));
-    let text = format!("sundown: {total} task(s) still running:\n{table}");
+    let mut text = format!("sundown: {total} task(s) still running:\n{table}");
+    for hook in shared
+        .scope
+        .tree()
+        .iter()
+        .filter_map(|s| s.hooks().running())
+    {
+        text.push_str(&format!(
+            "sundown: close hook `{}` was still running (blocking its thread)\n",
+            crate::text::Shown(&hook)
+        ));
+    }
     exit::end(exit, &text, EXIT_FLUSH)
 }

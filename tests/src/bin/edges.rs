@@ -24,6 +24,7 @@ fn main() {
         "many_dropped_cleanups" => many_dropped_cleanups(),
         "hook_spawns" => hook_spawns(),
         "join_from_main" => join_from_main(),
+        "hook_blocks" => hook_blocks(),
         "main_panics" => {
             std::panic::set_hook(Box::new(|_| {}));
             main_panics()
@@ -209,4 +210,14 @@ async fn join_from_main(scope: Shutdown) {
 async fn main_panics() {
     say("ready");
     panic!("configuration missing");
+}
+
+/// A close hook that blocks the runtime's only thread.
+#[graceful_main(timeout = "1s", flavor = "current_thread")]
+async fn hook_blocks() {
+    sundown::on_close("blocker", async {
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    say("ready");
+    sundown::requested().await;
 }

@@ -110,6 +110,8 @@ fn expand_checked(
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
+    // Awaits first: the spawn rewrite hands spawned futures on as tokens.
+    crate::await_sites::AwaitSites::new(krate).visit_block(&mut block);
     let mut rewriter = SpawnRewriter::new(krate, name_text.clone());
     rewriter.visit_block(&mut block);
     rewriter.warn_hidden_spawns(&mut block);

@@ -207,6 +207,10 @@ fn config_fields(config: &MainArgs, krate: &syn::Path) -> Vec<TokenStream> {
         let count = threads.value;
         fields.push(quote!(worker_threads: ::core::option::Option::Some(#count)));
     }
+    if let Some(debug) = &config.debug {
+        let on = debug.value;
+        fields.push(quote!(debug: #on));
+    }
     fields
 }
 

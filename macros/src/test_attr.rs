@@ -92,7 +92,7 @@ pub(crate) fn parse_test(args: TokenStream) -> (TestArgs, Errors) {
     (parsed, errors)
 }
 
-fn bool_value(key: &str, value: &Expr, errors: &mut Errors) -> Option<bool> {
+pub(crate) fn bool_value(key: &str, value: &Expr, errors: &mut Errors) -> Option<bool> {
     if let Expr::Lit(ExprLit {
         lit: Lit::Bool(b), ..
     }) = value

@@ -62,7 +62,7 @@ fn the_nested_semaphore_deadlock_names_the_inner_acquire_and_the_calls_it_is_in(
 #[test]
 fn a_task_waiting_on_a_channel_nobody_sends_on_names_the_recv() {
     let end = stuck_until_the_deadline("channel");
-    let line = line_of(SOURCE, "// CHANNEL LINE");
+    let line = line_of(SOURCE, "// The next line is the one it waits on.") + 1;
     end.assert_mentions(&format!("stuck.rs:{line} rx.recv()"));
 }
 
@@ -155,6 +155,20 @@ fn debug_mode_names_a_task_whose_poll_blocked_400ms() {
     assert!(
         warning.contains(&format!("stuck.rs:{line} tokio::task::yield_now()")),
         "{warning}"
+    );
+}
+
+#[test]
+fn debug_mode_can_be_turned_on_by_the_attribute() {
+    let end = start("slow_poll_debug_attribute").wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    let spawned = format!("stuck.rs:{}", line_of(SOURCE, "// SLOW ATTRIBUTE LINE") - 2);
+    assert!(
+        end.stderr
+            .lines()
+            .any(|l| l.contains("slow poll") && l.contains(&spawned)),
+        "{}",
+        end.stderr
     );
 }
 

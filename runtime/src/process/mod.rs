@@ -84,6 +84,9 @@ fn run_boxed<'a>(
             config.name
         );
     }
+    if config.debug {
+        crate::waits::enable_debug();
+    }
     if RUNNING.swap(true, Ordering::AcqRel) {
         panic!(
             "sundown: `#[graceful_main] fn {}` was called while another `#[graceful_main]` \

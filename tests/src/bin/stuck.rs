@@ -17,6 +17,7 @@ fn main() {
         "channel" => channel(),
         "cpu" => cpu(),
         "slow_poll" => slow_poll(),
+        "slow_poll_debug_attribute" => slow_poll_debug_attribute(),
         "deadline" => deadline(),
         other => {
             eprintln!("stuck: unknown mode {other:?}");
@@ -98,8 +99,8 @@ async fn channel() {
     // Kept forever, past main's return, and never used.
     std::mem::forget(tx);
     tokio::spawn(async move {
+        // The next line is the one it waits on.
         while let Some(job) = rx.recv().await {
-            // CHANNEL LINE
             say(&format!("job {job}"));
         }
     });
@@ -129,6 +130,17 @@ async fn slow_poll() {
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_millis(400)); // SLOW LINE
         tokio::task::yield_now().await;
+    });
+    let _ = h.await;
+    say("ready");
+}
+
+/// The same, with debug mode turned on by the attribute.
+#[graceful_main(timeout = "2s", debug = true)]
+async fn slow_poll_debug_attribute() {
+    let h = tokio::spawn(async {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(400)); // SLOW ATTRIBUTE LINE
     });
     let _ = h.await;
     say("ready");

@@ -11,7 +11,7 @@
 //! * `cancel`: from cancellation to all joined, for 100 000 idle tasks;
 //! * `memory`: resident memory per live idle task, each variant in a fresh process;
 //! * `suspend`: one task that suspends 1 000 000 times, its awaits recorded
-//!   (`#[sundown::track_awaits]`) or not.
+//!   (`#[sundown::track_awaits]`) or not (on a `current_thread` runtime).
 //!
 //! The timed benchmarks run their variants side by side in one process on one 2-worker
 //! multi-thread runtime, interleaved round by round (the starting variant rotates), after
@@ -617,8 +617,25 @@ async fn yield_nested(n: usize) {
     }
 }
 
-fn suspend_raw(rt: &Runtime, n: usize) -> Duration {
-    in_task(rt, async move {
+/// One task suspending alone is measured on a `current_thread` runtime: on the shared
+/// 2-worker runtime each yield may move it to the other worker, and those moves, not the
+/// work per suspension, decided the time (±25% between rounds).
+fn on_one_thread<F>(body: F) -> Duration
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build the tokio runtime: {e}"),
+    };
+    rt.block_on(body)
+}
+
+fn suspend_raw(_: &Runtime, n: usize) -> Duration {
+    on_one_thread(async move {
         let t = Instant::now();
         if let Err(e) = tokio::spawn(yield_plain(n)).await {
             panic!("{e}");
@@ -627,8 +644,8 @@ fn suspend_raw(rt: &Runtime, n: usize) -> Duration {
     })
 }
 
-fn suspend_with<F: Future<Output = ()> + Send + 'static>(rt: &Runtime, body: F) -> Duration {
-    in_task(rt, async move {
+fn suspend_with<F: Future<Output = ()> + Send + 'static>(body: F) -> Duration {
+    on_one_thread(async move {
         let scope = Shutdown::new();
         let t = Instant::now();
         if let Err(e) = scope.spawn(body).await {
@@ -638,16 +655,16 @@ fn suspend_with<F: Future<Output = ()> + Send + 'static>(rt: &Runtime, body: F) 
     })
 }
 
-fn suspend_plain(rt: &Runtime, n: usize) -> Duration {
-    suspend_with(rt, yield_plain(n))
+fn suspend_plain(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_plain(n))
 }
 
-fn suspend_recorded(rt: &Runtime, n: usize) -> Duration {
-    suspend_with(rt, yield_recorded(n))
+fn suspend_recorded(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_recorded(n))
 }
 
-fn suspend_nested(rt: &Runtime, n: usize) -> Duration {
-    suspend_with(rt, yield_nested(n))
+fn suspend_nested(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_nested(n))
 }
 
 /// In a child process: spawns `tasks` idle tasks of `variant` and prints the RSS growth

@@ -440,8 +440,11 @@ struct Shard(Mutex<ShardSlots>, TaskCells);
 /// chunks of [`CHUNK`] that never move (12 bytes a slot), found from the key through
 /// two levels of `OnceLock`s.
 struct TaskCells {
-    top: [OnceLock<Box<[OnceLock<Box<CellChunk>>]>>; CELL_TOP],
+    top: [OnceLock<CellDirectory>; CELL_TOP],
 }
+
+/// [`CELL_MID`] chunks, each allocated when its first slot is.
+type CellDirectory = Box<[OnceLock<Box<CellChunk>>]>;
 
 const CELL_TOP: usize = 64;
 const CELL_MID: usize = 256;
@@ -585,7 +588,6 @@ impl Registry {
                 )
             })
             .collect();
-        waits::start();
         Registry {
             shards,
             base: Instant::now(),

@@ -358,11 +358,13 @@ fn clock_base() -> Instant {
 }
 
 /// Starts the clock's thread (once) and reads the debug settings from the environment.
-pub(crate) fn start() {
+/// The first call returns the line to print about a setting that could not be read.
+pub(crate) fn start() -> Option<String> {
     static STARTED: OnceLock<()> = OnceLock::new();
+    let mut complaint = None;
     STARTED.get_or_init(|| {
         let base = clock_base();
-        read_debug_env();
+        complaint = read_debug_env();
         let _ = std::thread::Builder::new()
             .name("sundown-clock".into())
             .spawn(move || {
@@ -372,6 +374,7 @@ pub(crate) fn start() {
                 }
             });
     });
+    complaint
 }
 
 fn ms_since(base: Instant, now: Instant) -> u32 {
@@ -406,7 +409,7 @@ pub(crate) const DEBUG_VAR: &str = "SUNDOWN_DEBUG";
 /// The environment variable that sets the slow-poll threshold (`50ms`, `1s`).
 pub(crate) const SLOW_POLL_VAR: &str = "SUNDOWN_SLOW_POLL";
 
-fn read_debug_env() {
+fn read_debug_env() -> Option<String> {
     if let Ok(v) = std::env::var(DEBUG_VAR)
         && matches!(
             v.trim().to_ascii_lowercase().as_str(),
@@ -415,21 +418,24 @@ fn read_debug_env() {
     {
         DEBUG.store(true, Ordering::Relaxed);
     }
-    if let Ok(v) = std::env::var(SLOW_POLL_VAR) {
-        match crate::duration::parse(v.trim()) {
-            Ok(d) => set_slow_poll(d),
-            Err(why) => crate::output::line(&format!(
-                "{SLOW_POLL_VAR}=\"{v}\" is not a valid duration ({why}); using {}",
-                crate::duration::Human(slow_poll())
-            )),
+    let v = std::env::var(SLOW_POLL_VAR).ok()?;
+    match crate::duration::parse(v.trim()) {
+        Ok(d) => {
+            set_slow_poll(d);
+            None
         }
+        Err(why) => Some(format!(
+            "{SLOW_POLL_VAR}=\"{v}\" is not a valid duration ({why}); using {}",
+            crate::duration::Human(slow_poll())
+        )),
     }
 }
 
 /// Turns debug mode on (`debug = true` on the attribute).
-pub(crate) fn enable_debug() {
-    start();
+pub(crate) fn enable_debug() -> Option<String> {
+    let complaint = start();
     DEBUG.store(true, Ordering::Relaxed);
+    complaint
 }
 
 /// Whether debug mode is on: one relaxed load.

@@ -84,8 +84,10 @@ fn run_boxed<'a>(
             config.name
         );
     }
-    if config.debug {
-        crate::waits::enable_debug();
+    if config.debug
+        && let Some(complaint) = crate::waits::enable_debug()
+    {
+        crate::output::line(&complaint);
     }
     if RUNNING.swap(true, Ordering::AcqRel) {
         panic!(

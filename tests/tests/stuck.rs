@@ -172,6 +172,36 @@ fn debug_mode_can_be_turned_on_by_the_attribute() {
     );
 }
 
+fn slow_poll_with(threshold: &str) -> Ended {
+    let p = Program::start(
+        STUCK,
+        "slow_poll",
+        Start {
+            env: vec![("SUNDOWN_DEBUG", "1"), ("SUNDOWN_SLOW_POLL", threshold)],
+            ..Start::default()
+        },
+    );
+    let end = p.wait(Duration::from_secs(10));
+    assert_eq!(end.code(), Some(0), "{}", end.stderr);
+    end
+}
+
+#[test]
+fn sundown_slow_poll_sets_the_threshold() {
+    let end = slow_poll_with("1s");
+    assert!(!end.stderr.contains("slow poll"), "{}", end.stderr);
+    let end = slow_poll_with("300ms");
+    assert_eq!(end.stderr.matches("slow poll").count(), 1, "{}", end.stderr);
+}
+
+#[test]
+fn an_unreadable_sundown_slow_poll_is_said_and_the_default_kept() {
+    let end = slow_poll_with("fast");
+    end.assert_mentions("SUNDOWN_SLOW_POLL=\"fast\" is not a valid duration");
+    end.assert_mentions("using 100ms");
+    end.assert_mentions("slow poll: task");
+}
+
 #[test]
 fn without_debug_mode_a_slow_poll_prints_nothing() {
     let p = start("slow_poll");

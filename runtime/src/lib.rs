@@ -59,6 +59,11 @@
 //!   `tracing` events (target `sundown`) instead of stderr lines.
 //! - `tower`: [`http`], HTTP requests as tracked units of the scope (a `tower` `Layer`)
 //!   and a readiness service for load balancers.
+//! - `taskdump` (needs `RUSTFLAGS="--cfg tokio_unstable"`, Linux): the straggler report
+//!   adds tokio's async backtrace of each straggler ([`TaskInfo::backtrace`]). Free until
+//!   a shutdown has stragglers; then one `Handle::dump`, which pauses every worker and
+//!   polls every task in tracing mode, bounded by 200 ms and by half of what the drain
+//!   left of the budget (it cannot finish while a worker is blocked).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -71,7 +76,7 @@
 //    and where lines go;
 // 3. lifecycle, close, scope: one scope's state and the rules that read it;
 // 4. probe, task (ambient context, guard, spawning), shield, cancel_safe;
-// 5. sequence, handle: the steps, and what a `Shutdown` runs;
+// 5. taskdump (a feature), sequence, handle: the steps, and what a `Shutdown` runs;
 // 6. process: `#[graceful_main]`'s runner. (`python3 ../shared/tools/module_cycles.py`
 //    checks there is no cycle.)
 mod budget;
@@ -93,6 +98,8 @@ mod shield;
 mod spawn_proof;
 mod sync;
 mod task;
+#[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+mod taskdump;
 mod testing;
 mod text;
 mod waits;

@@ -81,6 +81,10 @@ pub struct TaskInfo {
     chain: Chain,
     /// How long the task had been inside its current poll, if it was in one.
     in_poll: Option<Duration>,
+    /// tokio's id of the task, to find it in a task dump.
+    tokio_id: Option<tokio::task::Id>,
+    /// tokio's async backtrace of the task (feature `taskdump`).
+    backtrace: Option<std::sync::Arc<str>>,
 }
 
 impl TaskInfo {
@@ -200,6 +204,38 @@ impl TaskInfo {
     /// ```
     pub fn blocking_for(&self) -> Option<std::time::Duration> {
         self.in_poll.filter(|d| *d >= waits::BLOCKING_SHOWN_AFTER)
+    }
+
+    /// tokio's async backtrace of the task, taken when the task was found still running at
+    /// the drain deadline: only in a [`Report`](crate::Report)'s stragglers, with the
+    /// `taskdump` feature under `RUSTFLAGS="--cfg tokio_unstable"` on Linux; else `None`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert!(scope.tasks()[0].backtrace().is_none());
+    /// # }
+    /// ```
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+
+    #[cfg_attr(
+        not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
+        allow(dead_code)
+    )]
+    pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
+        self.tokio_id
+    }
+
+    #[cfg_attr(
+        not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
+        allow(dead_code)
+    )]
+    pub(crate) fn set_backtrace(&mut self, trace: std::sync::Arc<str>) {
+        self.backtrace = Some(trace);
     }
 
     /// `handle_upload -> fetch_user -> pool.acquire()` and the innermost site's
@@ -603,6 +639,8 @@ impl Registry {
             state: e.state,
             chain,
             in_poll,
+            tokio_id: e.abort.as_ref().map(AbortHandle::id),
+            backtrace: None,
         }
     }
 

@@ -839,6 +839,18 @@ impl fmt::Display for Report {
                 blocking
             )?;
             write_task_table(f, &self.stragglers, TABLE_ROWS)?;
+            for t in self.stragglers.iter().take(TABLE_ROWS) {
+                if let Some(trace) = t.backtrace() {
+                    writeln!(
+                        f,
+                        "  async backtrace of `{}` (tokio task dump):",
+                        Shown(t.name())
+                    )?;
+                    for line in trace.lines() {
+                        writeln!(f, "    {line}")?;
+                    }
+                }
+            }
         }
         for c in &self.closes {
             if c.outcome != CloseOutcome::Done {

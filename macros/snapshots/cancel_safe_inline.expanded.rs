@@ -16,7 +16,20 @@ async fn poll_feed(session: &Session) -> Result<(), Error> {
         }
         let __sundown_value: Result<(), Error> = {
             let page = {
-                match ::sundown::__private::race(session.get(), &mut __sundown_watch).await {
+                match ::sundown::__private::race(
+                    session.get(),
+                    &mut __sundown_watch,
+                    ::core::option::Option::Some({
+                        static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
+                            ::sundown::__private::AwaitSite::new(
+                                ::core::panic::Location::caller(),
+                                "session.get()",
+                            );
+                        &__SUNDOWN_AWAIT
+                    }),
+                )
+                .await
+                {
                     ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
                     ::core::result::Result::Err(__sundown_cancel) => {
                         break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
@@ -24,7 +37,20 @@ async fn poll_feed(session: &Session) -> Result<(), Error> {
                 }
             }?;
             {
-                match ::sundown::__private::race(store(page), &mut __sundown_watch).await {
+                match ::sundown::__private::race(
+                    store(page),
+                    &mut __sundown_watch,
+                    ::core::option::Option::Some({
+                        static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
+                            ::sundown::__private::AwaitSite::new(
+                                ::core::panic::Location::caller(),
+                                "store(page)",
+                            );
+                        &__SUNDOWN_AWAIT
+                    }),
+                )
+                .await
+                {
                     ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
                     ::core::result::Result::Err(__sundown_cancel) => {
                         break '__sundown_body ::core::result::Result::Err(__sundown_cancel);

@@ -36,6 +36,7 @@ async fn first(a: &Feed, b: &Feed) -> Result<Page, Error> {
                 }
             },
             &mut __sundown_watch,
+            ::core::option::Option::None,
         )
         .await
         {

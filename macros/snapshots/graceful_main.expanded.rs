@@ -29,7 +29,17 @@ fn main() {
                 let __sundown_fake_return: anyhow::Result<()> = loop {};
                 return __sundown_fake_return;
             }
-            { serve(shutdown).await }
+            {
+                ::sundown::__private::at(serve(shutdown), {
+                    static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
+                        ::sundown::__private::AwaitSite::new(
+                            ::core::panic::Location::caller(),
+                            "serve(shutdown)",
+                        );
+                    &__SUNDOWN_AWAIT
+                })
+                .await
+            }
         };
         let __sundown_classify =
             ::sundown::__classify!(::sundown::__private::probe_future(&__sundown_body));

@@ -50,6 +50,7 @@ async fn start() -> Result<(), Cancelled> {
                 }
             },
             &mut __sundown_watch,
+            ::core::option::Option::None,
         )
         .await
         {

@@ -75,6 +75,7 @@ async fn start(handle: &Handle) -> Result<(), Cancelled> {
                 }
             },
             &mut __sundown_watch,
+            ::core::option::Option::None,
         )
         .await
         {

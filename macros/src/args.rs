@@ -91,6 +91,7 @@ pub(crate) struct MainArgs {
     pub(crate) exit: Option<Setting<ExitMode>>,
     pub(crate) flavor: Option<Setting<Flavor>>,
     pub(crate) worker_threads: Option<Setting<usize>>,
+    pub(crate) debug: Option<Setting<bool>>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -112,6 +113,7 @@ pub(crate) const MAIN_KEYS: &[&str] = &[
     "exit",
     "flavor",
     "worker_threads",
+    "debug",
     "crate",
 ];
 
@@ -198,7 +200,7 @@ fn example(key: &str) -> &'static str {
         "exit" => "\"code\"",
         "flavor" => "\"multi_thread\"",
         "worker_threads" => "4",
-        "start_paused" => "true",
+        "start_paused" | "debug" => "true",
         "crate" => "\"::sundown\"",
         "cleanup" => "conn.close()",
         "token" => "my_token",
@@ -271,6 +273,10 @@ pub(crate) fn parse_main(args: TokenStream) -> (MainArgs, Errors) {
             }
             "worker_threads" => {
                 parsed.worker_threads = worker_threads(value, errors).map(setting_of(&pair_tokens));
+            }
+            "debug" => {
+                parsed.debug = crate::test_attr::bool_value(&name, value, errors)
+                    .map(setting_of(&pair_tokens));
             }
             "crate" => parsed.krate = crate_path(value, errors),
             _ => {}

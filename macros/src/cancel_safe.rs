@@ -2,6 +2,7 @@
 //! optional cleanup, and the function returns `Err(Cancelled.into())`.
 
 use crate::args::{self, CancelArgs};
+use crate::await_sites;
 use crate::expand_common::{
     cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait, fake_return_edge,
     outer_and_inner, reported_at, return_type,
@@ -199,29 +200,39 @@ fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> T
     let mut points = SuspensionPoints {
         krate,
         hidden: false,
+        nested: 0,
+        texts: Vec::new(),
     };
     walk::visit_block(&mut points, &mut inline);
     if !points.hidden {
         return quote!(#inline);
     }
+    let mut whole = block.clone();
+    crate::await_sites::AwaitSites::new(krate).visit_block(&mut whole);
     suspension_point(
         krate,
         quote! {
             async {
                 #fake_return
-                #block
+                #whole
             }
         },
         block.span(),
+        quote!(::core::option::Option::None),
     )
 }
 
 /// `base.await` where the body may stop: the value, or out of the body with the
 /// cancellation.
-fn suspension_point(krate: &syn::Path, base: TokenStream, span: Span) -> TokenStream {
+fn suspension_point(
+    krate: &syn::Path,
+    base: TokenStream,
+    span: Span,
+    site: TokenStream,
+) -> TokenStream {
     let race = respan(quote!(#krate::__private::race), reported_at(span));
     quote! {
-        match #race(#base, &mut __sundown_watch).await {
+        match #race(#base, &mut __sundown_watch, #site).await {
             ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
             ::core::result::Result::Err(__sundown_cancel) => {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel)
@@ -230,12 +241,17 @@ fn suspension_point(krate: &syn::Path, base: TokenStream, span: Span) -> TokenSt
     }
 }
 
-/// Rewrites the body's own `.await`s (not those of closures and async blocks inside it,
-/// which are awaited through one of the body's own) and notes whether any macro call
-/// could hold an await the rewrite cannot see.
+/// Rewrites the body's own `.await`s into suspension points that record their site, and
+/// notes whether any macro call could hold an await the rewrite cannot see. The awaits of
+/// closures and async blocks inside the body are not suspension points of the body
+/// (it awaits those blocks through one of its own): they only record their site.
 struct SuspensionPoints<'a> {
     krate: &'a syn::Path,
     hidden: bool,
+    /// How many closures or async blocks deep the walk is.
+    nested: usize,
+    /// The texts of the awaits being walked, outermost first.
+    texts: Vec<String>,
 }
 
 /// Macros that never await on their own: with no `.await` in their input, they add no
@@ -280,20 +296,41 @@ fn mentions_await(tokens: &TokenStream) -> bool {
 }
 
 impl Visitor for SuspensionPoints<'_> {
-    fn enters_async(&self) -> bool {
-        false
+    fn enter_async(&mut self) {
+        self.nested += 1;
+    }
+
+    fn leave_async(&mut self) {
+        self.nested -= 1;
+    }
+
+    fn enter(&mut self, expr: &Expr) {
+        if let Expr::Await(wait) = expr {
+            let base = &wait.base;
+            self.texts.push(await_sites::expr_text(quote!(#base)));
+        }
     }
 
     fn expr(&mut self, expr: &mut Expr) {
         let Expr::Await(wait) = expr else { return };
+        let text = self.texts.pop().unwrap_or_default();
+        if self.nested > 0 {
+            *expr = await_sites::recorded(self.krate, wait, &text);
+            return;
+        }
         let base = &wait.base;
-        let point = suspension_point(self.krate, quote!(#base), base.span());
+        let site = await_sites::site(self.krate, wait.await_token.span, &text);
+        let site = quote!(::core::option::Option::Some(#site));
+        let point = suspension_point(self.krate, quote!(#base), base.span(), site);
         let attrs = outer_attrs(expr);
         *expr = block_expr(point);
         set_outer_attrs(expr, attrs);
     }
 
     fn macro_call(&mut self, mac: &mut Macro) {
+        if self.nested > 0 {
+            return;
+        }
         let known = mac
             .path
             .segments
@@ -305,6 +342,9 @@ impl Visitor for SuspensionPoints<'_> {
     }
 
     fn verbatim(&mut self, _tokens: &TokenStream) {
+        if self.nested > 0 {
+            return;
+        }
         self.hidden = true;
     }
 }
@@ -361,8 +401,15 @@ mod tests {
             3,
             "{expanded}"
         );
-        assert!(
-            expanded.contains("async { inner () . await }"),
+        // The async block's await records its site, without racing the token.
+        assert_eq!(
+            expanded.matches(":: __private :: at (inner ()").count(),
+            1,
+            "{expanded}"
+        );
+        assert_eq!(
+            expanded.matches(":: __private :: AwaitSite :: new").count(),
+            4,
             "{expanded}"
         );
         assert!(!expanded.contains("async {  if false"), "{expanded}");

@@ -110,6 +110,8 @@ fn expand_checked(
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
+    // Awaits first: the spawn rewrite hands spawned futures on as tokens.
+    crate::await_sites::AwaitSites::new(krate).visit_block(&mut block);
     let mut rewriter = SpawnRewriter::new(krate, name_text.clone());
     rewriter.visit_block(&mut block);
     rewriter.warn_hidden_spawns(&mut block);
@@ -207,6 +209,10 @@ fn config_fields(config: &MainArgs, krate: &syn::Path) -> Vec<TokenStream> {
     if let Some(threads) = &config.worker_threads {
         let count = threads.value;
         fields.push(quote!(worker_threads: ::core::option::Option::Some(#count)));
+    }
+    if let Some(debug) = &config.debug {
+        let on = debug.value;
+        fields.push(quote!(debug: #on));
     }
     fields
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod await_sites;
 mod cancel_safe;
 mod error;
 mod expand_common;
@@ -42,4 +43,11 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cancel_safe(args: TokenStream, item: TokenStream) -> TokenStream {
     cancel_safe::expand(args.into(), item.into()).into()
+}
+
+/// Makes a plain `async fn`'s awaits record where they wait, for the task table. See
+/// `sundown::track_awaits`.
+#[proc_macro_attribute]
+pub fn track_awaits(args: TokenStream, item: TokenStream) -> TokenStream {
+    await_sites::expand(args.into(), item.into()).into()
 }

@@ -70,6 +70,7 @@ fn check(name: &str, expand: Expand, args: TokenStream, item: TokenStream) {
 
 const MAIN: Expand = crate::graceful_main::expand;
 const CANCEL: Expand = crate::cancel_safe::expand;
+const TRACK_AWAITS: Expand = crate::await_sites::expand;
 
 /// Every snapshot: its name, the attribute, its arguments and the function.
 fn cases() -> Vec<(&'static str, Expand, TokenStream, TokenStream)> {
@@ -181,6 +182,18 @@ fn cases() -> Vec<(&'static str, Expand, TokenStream, TokenStream)> {
                     Handle::current().spawn(poll_feed(x));
                     let kept = handle.spawn(poll_feed(y));
                     Ok(())
+                }
+            },
+        ),
+        (
+            "track_awaits",
+            TRACK_AWAITS,
+            quote!(),
+            quote! {
+                async fn fetch_user(pool: &Pool, id: u32) -> User {
+                    let conn = pool.acquire().await;
+                    let load = async move { conn.get(id).await };
+                    load.await
                 }
             },
         ),

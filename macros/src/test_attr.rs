@@ -92,7 +92,7 @@ pub(crate) fn parse_test(args: TokenStream) -> (TestArgs, Errors) {
     (parsed, errors)
 }
 
-fn bool_value(key: &str, value: &Expr, errors: &mut Errors) -> Option<bool> {
+pub(crate) fn bool_value(key: &str, value: &Expr, errors: &mut Errors) -> Option<bool> {
     if let Expr::Lit(ExprLit {
         lit: Lit::Bool(b), ..
     }) = value
@@ -229,6 +229,7 @@ fn expand_checked(function: ItemFn, config: &TestArgs, krate: &syn::Path) -> Tok
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
+    crate::await_sites::AwaitSites::new(krate).visit_block(&mut block);
     SpawnRewriter::new(krate, name_text.clone()).visit_block(&mut block);
 
     let (ret, ret_span) = return_type(&sig);

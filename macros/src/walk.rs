@@ -25,8 +25,17 @@ pub(crate) trait Visitor {
         false
     }
 
+    /// An expression, before its parts (as written, before any of them is rewritten).
+    fn enter(&mut self, _expr: &Expr) {}
+
     /// An expression, after its parts.
     fn expr(&mut self, _expr: &mut Expr) {}
+
+    /// The walk goes into a closure's body or an async block (when `enters_async`)...
+    fn enter_async(&mut self) {}
+
+    /// ...and comes back out of it.
+    fn leave_async(&mut self) {}
 
     /// A macro call, whose input is tokens the walk does not see into (a visitor may
     /// parse and rewrite them).
@@ -45,6 +54,7 @@ pub(crate) fn visit_block<V: Visitor + ?Sized>(v: &mut V, block: &mut Block) {
 
 /// Walks `expr`'s parts, then hands `expr` itself to the visitor.
 pub(crate) fn visit_expr<V: Visitor + ?Sized>(v: &mut V, expr: &mut Expr) {
+    v.enter(expr);
     visit_children(v, expr);
     v.expr(expr);
 }
@@ -88,7 +98,11 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
             visit_expr(v, &mut assign.left);
             visit_expr(v, &mut assign.right);
         }
-        Expr::Async(b) if v.enters_async() => visit_block(v, &mut b.block),
+        Expr::Async(b) if v.enters_async() => {
+            v.enter_async();
+            visit_block(v, &mut b.block);
+            v.leave_async();
+        }
         Expr::Await(wait) => visit_expr(v, &mut wait.base),
         Expr::Binary(binary) => {
             visit_expr(v, &mut binary.left);
@@ -112,7 +126,11 @@ fn visit_children<V: Visitor + ?Sized>(v: &mut V, e: &mut Expr) {
             visit_exprs(v, &mut call.args);
         }
         Expr::Cast(cast) => visit_expr(v, &mut cast.expr),
-        Expr::Closure(closure) if v.enters_async() => visit_expr(v, &mut closure.body),
+        Expr::Closure(closure) if v.enters_async() => {
+            v.enter_async();
+            visit_expr(v, &mut closure.body);
+            v.leave_async();
+        }
         Expr::Const(block) => visit_block(v, &mut block.block),
         Expr::Field(field) => visit_expr(v, &mut field.base),
         Expr::ForLoop(each) => {

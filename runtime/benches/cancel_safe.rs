@@ -212,11 +212,14 @@ fn runtime() -> Runtime {
 }
 
 /// Runs one variant's loop as a task and returns the time it took and its accumulator.
-/// In scope, the loop runs inside `scope.enter` and the tokio-util variants use the
-/// scope's token; outside, a fresh token of their own.
+/// In scope, the loop runs inside `scope.enter`. The tokio-util variants use a fresh
+/// token of their own in both contexts: handing out a scope's token (`Shutdown::token`)
+/// lets code cancel it from outside, so from then on every `#[cancel_safe]` call in the
+/// process makes its full check (`lifecycle::any_may_be_cancelled`), and taking it here
+/// would measure that path for every variant (`BENCHMARKS.md`).
 fn run_once(rt: &Runtime, scope: &Shutdown, v: &Variant, calls: u64) -> (Duration, u64) {
     let future = if v.in_scope {
-        let inner = (v.make)(calls, scope.token());
+        let inner = (v.make)(calls, CancellationToken::new());
         let scope = scope.clone();
         rt.spawn(async move {
             let t = Instant::now();

@@ -9,7 +9,9 @@
 //!
 //! * `spawn`: spawn and join 200 000 trivial tasks;
 //! * `cancel`: from cancellation to all joined, for 100 000 idle tasks;
-//! * `memory`: resident memory per live idle task, each variant in a fresh process.
+//! * `memory`: resident memory per live idle task, each variant in a fresh process;
+//! * `suspend`: one task that suspends 1 000 000 times, its awaits recorded
+//!   (`#[sundown::track_awaits]`) or not (on a `current_thread` runtime).
 //!
 //! The timed benchmarks run their variants side by side in one process on one 2-worker
 //! multi-thread runtime, interleaved round by round (the starting variant rotates), after
@@ -38,6 +40,7 @@ struct Config {
     spawn_tasks: usize,
     cancel_tasks: usize,
     memory_tasks: usize,
+    suspensions: usize,
     /// Measured rounds of the timed benchmarks (after the warm-up rounds).
     rounds: usize,
     warmup_rounds: usize,
@@ -51,6 +54,7 @@ const BENCH: Config = Config {
     spawn_tasks: 200_000,
     cancel_tasks: 100_000,
     memory_tasks: 200_000,
+    suspensions: 1_000_000,
     rounds: 15,
     warmup_rounds: 1,
     memory_runs: 7,
@@ -61,6 +65,7 @@ const SMOKE: Config = Config {
     spawn_tasks: 1_000,
     cancel_tasks: 1_000,
     memory_tasks: 1_000,
+    suspensions: 1_000,
     rounds: 1,
     warmup_rounds: 0,
     memory_runs: 1,
@@ -106,8 +111,14 @@ fn main() {
         bench_memory(config);
         ran = true;
     }
+    if selected("suspend") {
+        bench_suspend(config);
+        ran = true;
+    }
     if !ran {
-        println!("no benchmark matches {filters:?}; the benchmarks are: spawn, cancel, memory");
+        println!(
+            "no benchmark matches {filters:?}; the benchmarks are: spawn, cancel, memory, suspend"
+        );
     }
 }
 
@@ -515,6 +526,145 @@ fn bench_memory(config: Config) {
         "   TaskTracker - tokio::spawn = {:.1} B/task  (for information)",
         medians[1] - medians[0]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. suspend: the cost of recording await sites
+
+const SUSPEND_RAW: &str = "tokio::spawn, plain awaits";
+const SUSPEND_PLAIN: &str = "Shutdown::spawn, plain awaits";
+const SUSPEND_RECORDED: &str = "Shutdown::spawn, #[track_awaits]";
+const SUSPEND_NESTED: &str = "Shutdown::spawn, 3 nested #[track_awaits]";
+
+fn bench_suspend(config: Config) {
+    let variants = [
+        Variant {
+            name: SUSPEND_RAW,
+            run: suspend_raw,
+        },
+        Variant {
+            name: SUSPEND_PLAIN,
+            run: suspend_plain,
+        },
+        Variant {
+            name: SUSPEND_RECORDED,
+            run: suspend_recorded,
+        },
+        Variant {
+            name: SUSPEND_NESTED,
+            run: suspend_nested,
+        },
+    ];
+    let ratios = [
+        Ratio {
+            numerator: SUSPEND_RECORDED,
+            denominator: SUSPEND_PLAIN,
+            target: Some(1.05),
+        },
+        Ratio {
+            numerator: SUSPEND_NESTED,
+            denominator: SUSPEND_PLAIN,
+            target: None,
+        },
+        Ratio {
+            numerator: SUSPEND_PLAIN,
+            denominator: SUSPEND_RAW,
+            target: None,
+        },
+    ];
+    run_timed(
+        &format!(
+            "suspend: one task that suspends {} times (tokio::task::yield_now)",
+            config.suspensions
+        ),
+        config,
+        config.suspensions,
+        &variants,
+        &ratios,
+    );
+}
+
+/// The task's body without recording: `n` suspensions.
+async fn yield_plain(n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The same body, its await recorded.
+#[sundown::track_awaits]
+async fn yield_recorded(n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[sundown::track_awaits]
+async fn yield_once_inner() {
+    tokio::task::yield_now().await;
+}
+
+#[sundown::track_awaits]
+async fn yield_once_middle() {
+    yield_once_inner().await;
+}
+
+/// Each suspension three recorded awaits deep: a chain of three sites.
+#[sundown::track_awaits]
+async fn yield_nested(n: usize) {
+    for _ in 0..n {
+        yield_once_middle().await;
+    }
+}
+
+/// One task suspending alone is measured on a `current_thread` runtime: on the shared
+/// 2-worker runtime each yield may move it to the other worker, and those moves, not the
+/// work per suspension, decided the time (±25% between rounds).
+fn on_one_thread<F>(body: F) -> Duration
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build the tokio runtime: {e}"),
+    };
+    rt.block_on(body)
+}
+
+fn suspend_raw(_: &Runtime, n: usize) -> Duration {
+    on_one_thread(async move {
+        let t = Instant::now();
+        if let Err(e) = tokio::spawn(yield_plain(n)).await {
+            panic!("{e}");
+        }
+        t.elapsed()
+    })
+}
+
+fn suspend_with<F: Future<Output = ()> + Send + 'static>(body: F) -> Duration {
+    on_one_thread(async move {
+        let scope = Shutdown::new();
+        let t = Instant::now();
+        if let Err(e) = scope.spawn(body).await {
+            panic!("{e}");
+        }
+        t.elapsed()
+    })
+}
+
+fn suspend_plain(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_plain(n))
+}
+
+fn suspend_recorded(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_recorded(n))
+}
+
+fn suspend_nested(_: &Runtime, n: usize) -> Duration {
+    suspend_with(yield_nested(n))
 }
 
 /// In a child process: spawns `tasks` idle tasks of `variant` and prints the RSS growth

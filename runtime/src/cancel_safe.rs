@@ -24,6 +24,7 @@ use crate::registry::{SlotKey, TaskState};
 use crate::report::{CleanupLoss, DroppedCleanup, Failure, FailureKind};
 use crate::scope::Shutdown;
 use crate::task::ambient::{self, Ambient};
+use crate::waits::{self, AwaitSite};
 
 /// A `#[cancel_safe]` function: its name, where it is defined, its cleanup timeout.
 #[doc(hidden)]
@@ -278,17 +279,21 @@ impl Watcher<'_> {
 }
 
 /// `f.await` at a suspension point of a `#[cancel_safe]` body, unless the call's token
-/// is cancelled first. The future comes first so that it is evaluated before the
-/// watcher is borrowed (it may hold suspension points of its own).
+/// is cancelled first; `site` is the await's, noted when `f` is pending (`None` for a
+/// body raced whole, whose own awaits note theirs). The future comes first so that it
+/// is evaluated before the watcher is borrowed (it may hold suspension points of its
+/// own).
 #[doc(hidden)]
 #[inline]
 pub fn race<'w, 'a, F: IntoFuture>(
     f: F,
     watcher: &'w mut Watcher<'a>,
+    site: Option<&'static AwaitSite>,
 ) -> Race<'w, 'a, F::IntoFuture> {
     Race {
         fut: f.into_future(),
         watcher,
+        site,
     }
 }
 
@@ -299,6 +304,7 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         watcher: &'w mut Watcher<'a>,
+        site: Option<&'static AwaitSite>,
     }
 }
 
@@ -308,9 +314,13 @@ impl<F: Future> Future for Race<'_, '_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let entered = waits::mark();
         if let Poll::Ready(v) = this.fut.poll(cx) {
             this.watcher.armed = false;
             return Poll::Ready(Ok(v));
+        }
+        if let Some(site) = *this.site {
+            waits::note_pending(site, entered);
         }
         this.watcher.pending(cx)
     }

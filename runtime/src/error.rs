@@ -1,5 +1,6 @@
 //! The error types of cancellation and deadlines, and the cause of a shutdown.
 
+use crate::waits::{AwaitSite, Chain};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -157,11 +158,40 @@ impl From<Cancelled> for std::io::Error {
 pub struct TimedOut {
     operation: Cow<'static, str>,
     after: Duration,
+    stuck: Chain,
 }
 
 impl TimedOut {
-    pub(crate) fn new(operation: Cow<'static, str>, after: Duration) -> Self {
-        TimedOut { operation, after }
+    pub(crate) fn new(operation: Cow<'static, str>, after: Duration, stuck: Chain) -> Self {
+        TimedOut {
+            operation,
+            after,
+            stuck,
+        }
+    }
+
+    /// The await the operation was stuck at when the deadline fired: the innermost
+    /// `.await` in code the attributes see (`#[graceful_main]`, `#[cancel_safe]`,
+    /// `#[sundown::track_awaits]`) that it was pending on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # use std::time::Duration;
+    /// #[sundown::track_awaits]
+    /// async fn acquire(pool: &tokio::sync::Semaphore) {
+    ///     let _permit = pool.acquire().await;
+    /// }
+    /// let pool = tokio::sync::Semaphore::new(0);
+    /// let err = sundown::deadline("acquire", Duration::from_secs(1), acquire(&pool))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.waiting_at().unwrap().expr(), "pool.acquire()");
+    /// assert!(err.to_string().contains(", waiting at "));
+    /// # }
+    /// ```
+    pub fn waiting_at(&self) -> Option<&'static AwaitSite> {
+        self.stuck.sites().0.pop()
     }
 
     /// The name given to the operation.
@@ -200,7 +230,17 @@ impl fmt::Display for TimedOut {
             "\"{}\" timed out after {}",
             self.operation,
             crate::duration::Human(self.after)
-        )
+        )?;
+        let (sites, _) = self.stuck.sites();
+        if let Some((innermost, callers)) = sites.split_last() {
+            let loc = innermost.location();
+            write!(f, ", waiting at {}:{} ", loc.file(), loc.line())?;
+            for s in callers {
+                write!(f, "{} -> ", s.callee())?;
+            }
+            f.write_str(innermost.expr())?;
+        }
+        Ok(())
     }
 }
 

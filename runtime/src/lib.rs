@@ -59,6 +59,11 @@
 //!   `tracing` events (target `sundown`) instead of stderr lines.
 //! - `tower`: [`http`], HTTP requests as tracked units of the scope (a `tower` `Layer`)
 //!   and a readiness service for load balancers.
+//! - `taskdump` (needs `RUSTFLAGS="--cfg tokio_unstable"`, Linux): the straggler report
+//!   adds tokio's async backtrace of each straggler ([`TaskInfo::backtrace`]). Free until
+//!   a shutdown has stragglers; then one `Handle::dump`, which pauses every worker and
+//!   polls every task in tracing mode, bounded by 200 ms and by half of what the drain
+//!   left of the budget (it cannot finish while a worker is blocked).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -66,11 +71,12 @@
 #![allow(clippy::needless_doctest_main)]
 
 // The modules in layers; each uses only modules of the layers before it:
-// 1. sync, text, duration, error, budget: leaves;
-// 2. registry, report, output: what tasks and shutdowns are, and where lines go;
+// 1. sync, text, duration, budget: leaves;
+// 2. waits, error, registry, report, output: where tasks wait, what tasks and shutdowns are,
+//    and where lines go;
 // 3. lifecycle, close, scope: one scope's state and the rules that read it;
 // 4. probe, task (ambient context, guard, spawning), shield, cancel_safe;
-// 5. sequence, handle: the steps, and what a `Shutdown` runs;
+// 5. taskdump (a feature), sequence, handle: the steps, and what a `Shutdown` runs;
 // 6. process: `#[graceful_main]`'s runner. (`python3 ../shared/tools/module_cycles.py`
 //    checks there is no cycle.)
 mod budget;
@@ -92,8 +98,11 @@ mod shield;
 mod spawn_proof;
 mod sync;
 mod task;
+#[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+mod taskdump;
 mod testing;
 mod text;
+mod waits;
 
 // Above the scope and the task context: HTTP requests as in-flight work of a scope.
 #[cfg(feature = "tower")]
@@ -115,6 +124,7 @@ pub use report::{
 pub use scope::{FailurePolicy, Shutdown};
 pub use shield::{deadline, shield};
 pub use tokio_util::sync::CancellationToken;
+pub use waits::AwaitSite;
 
 /// Spawns a tracked task on the ambient scope (see [`Shutdown::spawn`]). Outside any
 /// scope the task still runs, untracked, and a line says so.
@@ -304,6 +314,37 @@ pub use sundown_macros::graceful_main;
 #[doc(inline)]
 pub use sundown_macros::cancel_safe;
 
+/// Makes a plain `async fn`'s `.await`s record where they wait, so the task table, the
+/// straggler report and [`deadline`]'s error can name the line a task is stuck on.
+/// Nothing else changes: no cancellation, no tracking (`#[graceful_main]` and
+/// `#[cancel_safe]` already record their own awaits and those of the closures and async
+/// blocks written in them).
+///
+/// A function without it shows its nearest recorded caller's await; nested recorded
+/// calls show as a short chain, `handle_upload -> fetch_user -> pool.acquire()`.
+/// Cost: a thread-local read per poll of each await, and a thread-local write when it is
+/// pending (`BENCHMARKS.md`). Argument: `crate = "path"` for a renamed dependency.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// #[sundown::track_awaits]
+/// async fn fetch_user(pool: &tokio::sync::Semaphore) {
+///     let _permit = pool.acquire().await;
+/// }
+///
+/// let pool = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+/// let scope = sundown::Shutdown::new();
+/// let p = pool.clone();
+/// let _h = scope.spawn(async move { fetch_user(&p).await });
+/// tokio::task::yield_now().await;
+/// let site = scope.tasks()[0].waiting_at().unwrap();
+/// assert_eq!(site.expr(), "pool.acquire()");
+/// # }
+/// ```
+#[doc(inline)]
+pub use sundown_macros::track_awaits;
+
 #[doc = include_str!("test_docs.md")]
 #[doc(inline)]
 pub use sundown_macros::test;
@@ -331,6 +372,7 @@ pub mod __private {
         tokio_spawn_blocking,
     };
     pub use crate::testing::{TestConfig, run_test, test_runtime};
+    pub use crate::waits::{At, AwaitSite, at};
     pub use tokio_util::sync::CancellationToken;
 
     use std::future::Future;

@@ -15,11 +15,13 @@ use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::panic::Location;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
+
+use crate::waits::{self, AwaitSite, Chain};
 // Wall-clock ages: a task's age is real time even under tokio's paused test clock,
 // and reading it does not consult the runtime.
 use std::time::Instant;
@@ -75,6 +77,14 @@ pub struct TaskInfo {
     location: &'static Location<'static>,
     started: Instant,
     state: TaskState,
+    /// The await sites the task was last pending on.
+    chain: Chain,
+    /// How long the task had been inside its current poll, if it was in one.
+    in_poll: Option<Duration>,
+    /// tokio's id of the task, to find it in a task dump.
+    tokio_id: Option<tokio::task::Id>,
+    /// tokio's async backtrace of the task (feature `taskdump`).
+    backtrace: Option<std::sync::Arc<str>>,
 }
 
 impl TaskInfo {
@@ -134,6 +144,120 @@ impl TaskInfo {
     /// ```
     pub fn state(&self) -> TaskState {
         self.state
+    }
+
+    /// The innermost await site the task is waiting on: the last `.await` it returned
+    /// `Pending` from in code the attributes see (`#[graceful_main]`, `#[cancel_safe]`,
+    /// `#[sundown::track_awaits]`). `None` when it waits elsewhere, or is running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// #[sundown::track_awaits]
+    /// async fn wait_for(rx: tokio::sync::oneshot::Receiver<()>) {
+    ///     let _ = rx.await;
+    /// }
+    /// let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(wait_for(rx));
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(scope.tasks()[0].waiting_at().unwrap().expr(), "rx");
+    /// # }
+    /// ```
+    pub fn waiting_at(&self) -> Option<&'static AwaitSite> {
+        self.await_chain().pop()
+    }
+
+    /// The await sites the task is waiting on, outermost first: the innermost site
+    /// ([`waiting_at`](TaskInfo::waiting_at)) and the recorded awaits of the calls it
+    /// is in (at most four; the outermost is kept when a chain is longer).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// #[sundown::track_awaits]
+    /// async fn inner() { std::future::pending::<()>().await }
+    /// #[sundown::track_awaits]
+    /// async fn outer() { inner().await }
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(outer());
+    /// tokio::task::yield_now().await;
+    /// let chain: Vec<_> = scope.tasks()[0].await_chain().iter().map(|s| s.expr()).collect();
+    /// assert_eq!(chain, ["inner()", "std::future::pending::<()>()"]);
+    /// # }
+    /// ```
+    pub fn await_chain(&self) -> Vec<&'static AwaitSite> {
+        self.chain.sites().0
+    }
+
+    /// How long the task has been inside one poll, when that is longer than a second:
+    /// it is blocking its worker thread (a sync loop, a blocking call). Measured on a
+    /// clock that advances every 100 ms.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert_eq!(scope.tasks()[0].blocking_for(), None);
+    /// # }
+    /// ```
+    pub fn blocking_for(&self) -> Option<std::time::Duration> {
+        self.in_poll.filter(|d| *d >= waits::BLOCKING_SHOWN_AFTER)
+    }
+
+    /// tokio's async backtrace of the task, taken when the task was found still running at
+    /// the drain deadline: only in a [`Report`](crate::Report)'s stragglers, with the
+    /// `taskdump` feature under `RUSTFLAGS="--cfg tokio_unstable"` on Linux; else `None`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scope = sundown::Shutdown::new();
+    /// let _h = scope.spawn(std::future::pending::<()>());
+    /// assert!(scope.tasks()[0].backtrace().is_none());
+    /// # }
+    /// ```
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+
+    #[cfg_attr(
+        not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
+        allow(dead_code)
+    )]
+    pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
+        self.tokio_id
+    }
+
+    #[cfg_attr(
+        not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
+        allow(dead_code)
+    )]
+    pub(crate) fn set_backtrace(&mut self, trace: std::sync::Arc<str>) {
+        self.backtrace = Some(trace);
+    }
+
+    /// `handle_upload -> fetch_user -> pool.acquire()` and the innermost site's
+    /// `file:line`, when the task waits at a recorded site.
+    pub(crate) fn waiting_text(&self) -> Option<(String, String)> {
+        let (sites, cut) = self.chain.sites();
+        let (innermost, callers) = sites.split_last()?;
+        let mut text = String::new();
+        for (i, s) in callers.iter().enumerate() {
+            text.push_str(s.callee());
+            text.push_str(" -> ");
+            if cut && i == 0 {
+                text.push_str("… -> ");
+            }
+        }
+        text.push_str(innermost.expr());
+        let at = format!(
+            "{}:{}",
+            innermost.location().file(),
+            innermost.location().line()
+        );
+        Some((at, text))
     }
 
     /// Puts its scope's path (`jobs/`) before the name.
@@ -345,7 +469,97 @@ impl ShardSlots {
 // Padded so that two shards never share a cache line (128 covers adjacent-line
 // prefetching on x86 and the 128-byte lines of some ARM cores).
 #[repr(align(128))]
-struct Shard(Mutex<ShardSlots>);
+struct Shard(Mutex<ShardSlots>, TaskCells);
+
+/// What a task writes about itself while it runs, without its shard's lock: the await
+/// chain it is pending on and when its current poll began. One cell per slot, in
+/// chunks of [`CHUNK`] that never move (12 bytes a slot), found from the key through
+/// two levels of `OnceLock`s.
+struct TaskCells {
+    top: [OnceLock<CellDirectory>; CELL_TOP],
+}
+
+/// [`CELL_MID`] chunks, each allocated when its first slot is.
+type CellDirectory = Box<[OnceLock<Box<CellChunk>>]>;
+
+const CELL_TOP: usize = 64;
+const CELL_MID: usize = 256;
+
+struct CellChunk {
+    chains: [AtomicU64; CHUNK],
+    polls: [AtomicU32; CHUNK],
+}
+
+/// One task's cells.
+pub(crate) struct TaskCell<'a> {
+    chain: &'a AtomicU64,
+    poll: &'a AtomicU32,
+}
+
+impl TaskCell<'_> {
+    /// A poll begins: its start on the coarse clock.
+    #[inline]
+    pub(crate) fn poll_started(&self) {
+        self.poll.store(waits::coarse_now(), Ordering::Relaxed);
+    }
+
+    /// The poll ended; `pending` with the chain it noted.
+    #[inline]
+    pub(crate) fn poll_ended(&self, pending: Option<Chain>) {
+        self.poll.store(0, Ordering::Relaxed);
+        if let Some(chain) = pending {
+            self.chain.store(chain.0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl TaskCells {
+    fn new() -> Self {
+        TaskCells {
+            top: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn split(index: u32) -> (usize, usize, usize) {
+        let i = index as usize;
+        (i / (CHUNK * CELL_MID), (i / CHUNK) % CELL_MID, i % CHUNK)
+    }
+
+    #[inline]
+    fn get(&self, index: u32) -> Option<TaskCell<'_>> {
+        let (t, m, c) = Self::split(index);
+        let chunk = self.top.get(t)?.get()?.get(m)?.get()?;
+        Some(TaskCell {
+            chain: &chunk.chains[c],
+            poll: &chunk.polls[c],
+        })
+    }
+
+    /// The cell of a new entry, allocated if needed, cleared.
+    fn reset(&self, index: u32) {
+        let (t, m, c) = Self::split(index);
+        let Some(mid) = self.top.get(t) else { return };
+        let mid = mid.get_or_init(|| (0..CELL_MID).map(|_| OnceLock::new()).collect());
+        let chunk = mid[m].get_or_init(|| {
+            Box::new(CellChunk {
+                chains: std::array::from_fn(|_| AtomicU64::new(0)),
+                polls: std::array::from_fn(|_| AtomicU32::new(0)),
+            })
+        });
+        chunk.chains[c].store(0, Ordering::Relaxed);
+        chunk.polls[c].store(0, Ordering::Relaxed);
+    }
+
+    fn read(&self, index: u32) -> (Chain, Option<Duration>) {
+        match self.get(index) {
+            Some(cell) => (
+                Chain(cell.chain.load(Ordering::Relaxed)),
+                waits::in_poll_for(cell.poll.load(Ordering::Relaxed)),
+            ),
+            None => (Chain::EMPTY, None),
+        }
+    }
+}
 
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
@@ -398,13 +612,16 @@ impl Registry {
     pub(crate) fn new() -> Self {
         let shards = (0..shard_count())
             .map(|_| {
-                Shard(Mutex::new(ShardSlots {
-                    chunks: Vec::new(),
-                    used: 0,
-                    free: NO_SLOT,
-                    live: 0,
-                    counters: Counters::default(),
-                }))
+                Shard(
+                    Mutex::new(ShardSlots {
+                        chunks: Vec::new(),
+                        used: 0,
+                        free: NO_SLOT,
+                        live: 0,
+                        counters: Counters::default(),
+                    }),
+                    TaskCells::new(),
+                )
             })
             .collect();
         Registry {
@@ -413,13 +630,24 @@ impl Registry {
         }
     }
 
-    fn info(&self, e: &Entry) -> TaskInfo {
+    fn info(&self, shard: usize, index: u32, e: &Entry) -> TaskInfo {
+        let (chain, in_poll) = self.shards[shard].1.read(index);
         TaskInfo {
             name: e.name.shown(),
             location: e.location,
             started: self.base + Duration::from_nanos(e.started),
             state: e.state,
+            chain,
+            in_poll,
+            tokio_id: e.abort.as_ref().map(AbortHandle::id),
+            backtrace: None,
         }
+    }
+
+    /// The cells of the live entry `key` (its task writes them without the lock).
+    #[inline]
+    pub(crate) fn cell(&self, key: SlotKey) -> Option<TaskCell<'_>> {
+        self.shards.get(key.shard as usize)?.1.get(key.slot())
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, ShardSlots> {
@@ -455,6 +683,7 @@ impl Registry {
         let mut slots = self.lock(shard);
         slots.live += 1;
         let index = slots.take_free();
+        self.shards[shard].1.reset(index);
         let generation = match slots.slot_mut(index) {
             Some(slot) => {
                 slot.entry = Some(entry);
@@ -552,7 +781,7 @@ impl Registry {
             return None;
         }
         let e = slot.entry.as_ref()?;
-        Some(self.info(e))
+        Some(self.info(key.shard as usize, key.slot(), e))
     }
 
     pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
@@ -561,7 +790,8 @@ impl Registry {
             out.extend(
                 slots
                     .slots()
-                    .filter_map(|s| s.entry.as_ref().map(|e| self.info(e))),
+                    .enumerate()
+                    .filter_map(|(i, s)| s.entry.as_ref().map(|e| self.info(shard, i as u32, e))),
             );
         }
     }
@@ -594,7 +824,7 @@ impl Registry {
                 .and_then(|c| c.get(i % CHUNK))
                 .and_then(|s| s.entry.as_ref())
             {
-                out.push(self.info(e));
+                out.push(self.info(shard as usize, index, e));
             }
         }
         live

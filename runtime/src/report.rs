@@ -692,7 +692,8 @@ impl Report {
     }
 }
 
-/// Writes the straggler table: name, `file:line`, age, state.
+/// Writes the task table: name, spawn `file:line`, age, state (or `blocking for` a
+/// time when the task is inside one long poll), and where it is waiting.
 pub(crate) fn write_task_table(
     f: &mut dyn fmt::Write,
     tasks: &[TaskInfo],
@@ -711,25 +712,65 @@ pub(crate) fn write_task_table(
         .map(|t| format!("{}:{}", t.location().file(), t.location().line()))
         .collect();
     let loc_w = loc.iter().map(String::len).max().unwrap_or(8).clamp(8, 60);
-    writeln!(
-        f,
-        "  {:<name_w$}  {:<loc_w$}  {:>8}  state",
-        "task", "spawned at", "age"
-    )?;
-    for ((t, l), name) in shown.iter().zip(&loc).zip(&names) {
+    let states: Vec<String> = shown
+        .iter()
+        .map(|t| match t.blocking_for() {
+            Some(d) => format!("blocking for {}", Tenths(d)),
+            None => t.state().to_string(),
+        })
+        .collect();
+    // A task inside a long poll is not waiting: its last await is where it came from.
+    let waiting: Vec<Option<String>> = shown
+        .iter()
+        .map(|t| {
+            let after = if t.blocking_for().is_some() {
+                "after "
+            } else {
+                ""
+            };
+            t.waiting_text()
+                .map(|(at, text)| format!("{after}{at} {}", Shown(&text)))
+        })
+        .collect();
+    let any_waiting = waiting.iter().any(Option::is_some);
+    let state_w = states.iter().map(String::len).max().unwrap_or(5).max(5);
+    if any_waiting {
         writeln!(
             f,
-            "  {:<name_w$}  {:<loc_w$}  {:>8}  {}",
-            name,
-            l,
-            Human(t.age()).to_string(),
-            t.state()
+            "  {:<name_w$}  {:<loc_w$}  {:>8}  {:<state_w$}  waiting at",
+            "task", "spawned at", "age", "state"
         )?;
+    } else {
+        writeln!(
+            f,
+            "  {:<name_w$}  {:<loc_w$}  {:>8}  state",
+            "task", "spawned at", "age"
+        )?;
+    }
+    for (i, t) in shown.iter().enumerate() {
+        let row = format!(
+            "  {:<name_w$}  {:<loc_w$}  {:>8}  {:<state_w$}  {}",
+            names[i],
+            loc[i],
+            Human(t.age()).to_string(),
+            states[i],
+            waiting[i].as_deref().unwrap_or(""),
+        );
+        writeln!(f, "{}", row.trim_end())?;
     }
     if tasks.len() > shown.len() {
         writeln!(f, "  … and {} more", tasks.len() - shown.len())?;
     }
     Ok(())
+}
+
+/// A duration to a tenth of a second (`12.3s`): the coarse clock's precision.
+struct Tenths(Duration);
+
+impl fmt::Display for Tenths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1}s", self.0.as_secs_f64())
+    }
 }
 
 /// The first line of a text, at most [`LINE_CHARS`] characters, with `…` when cut.
@@ -798,6 +839,18 @@ impl fmt::Display for Report {
                 blocking
             )?;
             write_task_table(f, &self.stragglers, TABLE_ROWS)?;
+            for t in self.stragglers.iter().take(TABLE_ROWS) {
+                if let Some(trace) = t.backtrace() {
+                    writeln!(
+                        f,
+                        "  async backtrace of `{}` (tokio task dump):",
+                        Shown(t.name())
+                    )?;
+                    for line in trace.lines() {
+                        writeln!(f, "    {line}")?;
+                    }
+                }
+            }
         }
         for c in &self.closes {
             if c.outcome != CloseOutcome::Done {

@@ -147,6 +147,10 @@ impl Shutdown {
     }
 
     fn with_parent(parent: Option<Arc<ScopeInner>>, name: Option<Cow<'static, str>>) -> Self {
+        // The clock that times polls, and debug mode's settings, once per process.
+        if let Some(complaint) = crate::waits::start() {
+            crate::output::line(&complaint);
+        }
         let life = Lifecycle::new(parent.as_deref().map(|p| &p.life));
         Shutdown {
             inner: Arc::new(ScopeInner {

@@ -85,6 +85,8 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
     let mut stragglers = Vec::new();
     if !drained {
         stragglers = stragglers_of(scope, caller.as_ref());
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        crate::taskdump::attach_backtraces(&mut stragglers, deadline).await;
         scope.cancel_hard();
         scope.abort_tasks(caller.as_ref().map(|c| (&c.scope, c.key)));
         let grace = saturating_deadline(Instant::now(), split.abort_grace).min(deadline);

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::error::TimedOut;
 use crate::registry::TaskState;
 use crate::task::ambient;
+use crate::waits::{self, Chain};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Runs `fut` hidden from cancellation: `#[cancel_safe]` calls and
 /// [`requested`](crate::requested) inside it do not see the scope's shutdown request,
@@ -76,13 +78,44 @@ impl Drop for RestoreState {
 /// assert_eq!(err.to_string(), "\"second lock\" timed out after 1s");
 /// # }
 /// ```
+///
+/// When it fires, the error names the await the future was stuck at, if that await is
+/// in code the attributes see ([`TimedOut::waiting_at`]): `"fetch_user" timed out after
+/// 100ms, waiting at src/db.rs:42 pool.acquire()`.
 pub async fn deadline<F: Future>(
     name: impl Into<Cow<'static, str>>,
     duration: Duration,
     fut: F,
 ) -> Result<F::Output, TimedOut> {
     let name = name.into();
-    tokio::time::timeout(duration, fut)
+    let stuck = AtomicU64::new(0);
+    let watched = Watched { fut, stuck: &stuck };
+    tokio::time::timeout(duration, watched)
         .await
-        .map_err(|_| TimedOut::new(name, duration))
+        .map_err(|_| TimedOut::new(name, duration, Chain(stuck.load(Ordering::Relaxed))))
+}
+
+pin_project_lite::pin_project! {
+    /// A deadline's future: notes the chain it was last pending on.
+    struct Watched<'a, F> {
+        #[pin]
+        fut: F,
+        stuck: &'a AtomicU64,
+    }
+}
+
+impl<F: Future> Future for Watched<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let (polled, chain) = waits::poll_apart(|| this.fut.poll(cx));
+        if polled.is_pending() {
+            this.stuck.store(chain.0, Ordering::Relaxed);
+        }
+        polled
+    }
 }

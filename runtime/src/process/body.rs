@@ -15,6 +15,7 @@ use crate::report::{ProcessExit, Report, Step, StepTiming, panic_message};
 use crate::scope::Shutdown;
 use crate::sequence::{self, Mode};
 use crate::sync::lock;
+use crate::task::ambient::PollWatch;
 use crate::task::{TaskGuard, ambient, catch_panic};
 
 use super::MainBody;
@@ -56,6 +57,20 @@ struct Body<'a> {
 }
 
 impl Body<'_> {
+    /// Polls the body, if it is still there, watched as a tracked task's poll is.
+    fn poll_body(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<Poll<Result<TaskOutcome, Box<dyn Any + Send>>>> {
+        let future = self.future.as_mut()?;
+        let watch = self.guard.as_ref().map(PollWatch::begin);
+        let polled = future.as_mut().poll(cx);
+        if let (Some(watch), Some(guard)) = (watch, self.guard.as_ref()) {
+            watch.end(guard, polled.is_pending());
+        }
+        Some(polled)
+    }
+
     /// Records how the body ended, on main's registry entry too.
     fn finished(&mut self, r: Result<TaskOutcome, Box<dyn Any + Send>>) {
         self.result = Some(match r {
@@ -133,7 +148,7 @@ pub(super) fn run_on<'a>(
         let soft = scope.waiter(false).clone();
         let mut cancelled = std::pin::pin!(soft.cancelled());
         let first = std::future::poll_fn(|cx| {
-            if let Some(Poll::Ready(r)) = main.future.as_mut().map(|b| b.as_mut().poll(cx)) {
+            if let Some(Poll::Ready(r)) = main.poll_body(cx) {
                 return Poll::Ready(Some(r));
             }
             cancelled.as_mut().poll(cx).map(|()| None)
@@ -163,8 +178,8 @@ pub(super) fn run_on<'a>(
                 if let Poll::Ready(r) = sequence.as_mut().poll(cx) {
                     return Poll::Ready(Wake::Report(Box::new(r)));
                 }
-                if let Some(b) = main.future.as_mut() {
-                    if let Poll::Ready(r) = b.as_mut().poll(cx) {
+                if let Some(polled) = main.poll_body(cx) {
+                    if let Poll::Ready(r) = polled {
                         return Poll::Ready(Wake::Body(r));
                     }
                     if aborted.as_mut().poll(cx).is_ready() {

@@ -37,6 +37,8 @@ pub struct MainConfig {
     pub exit: ExitMode,
     pub flavor: Flavor,
     pub worker_threads: Option<usize>,
+    /// Debug mode (`SUNDOWN_DEBUG=1` turns it on too): slow polls are named on stderr.
+    pub debug: bool,
 }
 
 #[cfg(unix)]
@@ -62,6 +64,7 @@ impl MainConfig {
         exit: ExitMode::Code,
         flavor: Flavor::MultiThread,
         worker_threads: None,
+        debug: false,
     };
 }
 

@@ -86,6 +86,11 @@ fn run_boxed<'a>(
             config.name
         );
     }
+    if config.debug
+        && let Some(complaint) = crate::waits::enable_debug()
+    {
+        crate::output::line(&complaint);
+    }
     if RUNNING.swap(true, Ordering::AcqRel) {
         panic!(
             "sundown: `#[graceful_main] fn {}` was called while another `#[graceful_main]` \

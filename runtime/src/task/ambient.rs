@@ -158,32 +158,89 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
-        let _installed = Installed::push(this.local);
-        this.fut.poll(cx)
+        let mut installed = Installed::push(this.local);
+        let polled = this.fut.poll(cx);
+        installed.pending = polled.is_pending();
+        polled
     }
 }
 
 /// `local` pushed on the thread's stack until this is dropped (also by a panic), then
 /// moved back. If the thread is being torn down, nothing is pushed.
+///
+/// For a tracked task's own guard, the push and the pop are also where its poll is
+/// watched: the start stored in its cell on the coarse clock, a fresh await trail, and
+/// at the end the chain it was left pending on (see `waits`).
 struct Installed<'a> {
     local: Option<&'a mut Option<Local>>,
+    /// Set after the poll: it returned `Pending`.
+    pending: bool,
+    /// A tracked task's poll, watched.
+    watch: Option<PollWatch>,
 }
 
 impl<'a> Installed<'a> {
+    #[inline]
     fn push(local: &'a mut Option<Local>) -> Self {
-        let pushed = CURRENT.try_with(|c| c.borrow_mut().push(local.take()));
+        let mut watch = None;
+        let pushed = CURRENT.try_with(|c| {
+            if let Some(Local::Owner(guard)) = local.as_ref() {
+                watch = Some(PollWatch::begin(guard));
+            }
+            c.borrow_mut().push(local.take());
+        });
         Installed {
             local: pushed.is_ok().then_some(local),
+            pending: false,
+            watch,
         }
     }
 }
 
 impl Drop for Installed<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(local) = self.local.take()
             && let Ok(value) = CURRENT.try_with(|c| c.borrow_mut().pop())
         {
-            *local = value.flatten();
+            let value = value.flatten();
+            if let (Some(Local::Owner(guard)), Some(watch)) = (&value, self.watch.take()) {
+                watch.end(guard, self.pending);
+            }
+            *local = value;
+        }
+    }
+}
+
+/// One poll of a tracked task, watched: its start stored in the task's cell on the
+/// coarse clock, a fresh await trail for it, and at its end the chain it was left
+/// pending on (see `waits`); in debug mode, its length on the system clock.
+pub(crate) struct PollWatch {
+    /// The enclosing await trail, given back at the end.
+    trail: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl PollWatch {
+    #[inline]
+    pub(crate) fn begin(guard: &TaskGuard) -> Self {
+        if let Some(cell) = guard.cell() {
+            cell.poll_started();
+        }
+        PollWatch {
+            trail: crate::waits::begin_poll(),
+            since: crate::waits::debug().then(std::time::Instant::now),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn end(self, guard: &TaskGuard, pending: bool) {
+        let chain = crate::waits::end_poll(self.trail);
+        if let Some(cell) = guard.cell() {
+            cell.poll_ended(pending.then_some(chain));
+        }
+        if let Some(since) = self.since {
+            guard.check_poll(since.elapsed(), chain);
         }
     }
 }

@@ -9,9 +9,10 @@ use std::panic::{AssertUnwindSafe, Location};
 use std::task::Poll;
 
 use crate::probe::Classify;
-use crate::registry::{Outcome, SlotKey, TaskName, TaskOutcome, TaskState};
+use crate::registry::{Outcome, SlotKey, TaskCell, TaskName, TaskOutcome, TaskState};
 use crate::report::{Failure, FailureKind, panic_message};
 use crate::scope::Shutdown;
+use crate::waits::{self, Chain};
 
 use super::ambient::{self, Ambient};
 
@@ -45,6 +46,46 @@ impl TaskGuard {
 
     fn scope(&self) -> &Shutdown {
         &self.scope
+    }
+
+    /// The cells the task writes about its polls without a lock.
+    #[inline]
+    pub(crate) fn cell(&self) -> Option<TaskCell<'_>> {
+        self.scope.registry().cell(self.key)
+    }
+
+    /// Debug mode: one poll of the task took `took`; past the slow-poll threshold the
+    /// task is named on stderr (rate-limited).
+    #[cold]
+    pub(crate) fn check_poll(&self, took: std::time::Duration, chain: Chain) {
+        if took < waits::slow_poll() {
+            return;
+        }
+        let Some(held_back) = waits::may_warn() else {
+            return;
+        };
+        let (name, location) = self.info();
+        let waiting = self
+            .scope()
+            .task_info(self.key)
+            .and_then(|t| t.waiting_text())
+            .filter(|_| !chain.is_empty());
+        let waiting = match waiting {
+            Some((at, text)) => format!(", then waited at {at} {text}"),
+            None => String::new(),
+        };
+        let held_back = if held_back > 0 {
+            format!(" ({held_back} earlier slow poll(s) not shown)")
+        } else {
+            String::new()
+        };
+        crate::output::line(&format!(
+            "slow poll: task `{}` ({}:{}) blocked its thread for {} in one poll{waiting}{held_back}",
+            crate::report::Shown(&name),
+            location.file(),
+            location.line(),
+            crate::duration::Human(took),
+        ));
     }
 
     pub(crate) fn key(&self) -> SlotKey {

@@ -208,13 +208,20 @@ async fn workers_blocked() {
 }
 
 #[cancel_safe(cleanup = async { if true { panic!("flush failed") } })]
-async fn poll_with_broken_cleanup() -> Result<(), Cancelled> {
+async fn poll_with_broken_cleanup(
+    started: std::sync::Arc<tokio::sync::Notify>,
+) -> Result<(), Cancelled> {
+    started.notify_one();
     std::future::pending().await
 }
 
 #[graceful_main]
 async fn cleanup_panics() {
-    tokio::spawn(poll_with_broken_cleanup());
+    // `ready` once the body runs: a call made after the signal would not run its body,
+    // and so have no cleanup to run.
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(poll_with_broken_cleanup(started.clone()));
+    started.notified().await;
     say("ready");
     sundown::requested().await;
 }

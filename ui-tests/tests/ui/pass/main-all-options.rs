@@ -9,6 +9,7 @@ use sundown::graceful_main;
     exit = "signal",
     flavor = "multi_thread",
     worker_threads = 2,
+    debug = true,
     crate = "::sundown",
 )]
 async fn main() -> anyhow::Result<()> {

@@ -218,16 +218,17 @@ impl<'a> Watcher<'a> {
 
     #[cold]
     fn precheck_slow(&mut self) -> Option<Cancellation> {
-        let watch = Watch::resolve(&self.token);
-        if watch.is_cancelled(&self.token) {
-            return Some(Cancellation {
-                site: SiteInfo::from(self.site),
-                ambient: watch.ambient,
-                body_ran: false,
-            });
-        }
-        *self.watch = Some(Box::new(watch));
-        None
+        // Only the answer: the watch (a token clone, a boxed wait) is made if the body
+        // suspends, so a call that does not pays no allocation here.
+        let watch = Watch {
+            ambient: ambient::current(),
+            cancelled: None,
+        };
+        watch.is_cancelled(&self.token).then(|| Cancellation {
+            site: SiteInfo::from(self.site),
+            ambient: watch.ambient,
+            body_ran: false,
+        })
     }
 }
 

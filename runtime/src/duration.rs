@@ -28,11 +28,12 @@ impl fmt::Display for Human {
             }
             write!(f, "{ms}ms")
         } else if ms < 60_000 {
-            let secs = d.as_secs_f64();
             if ms.is_multiple_of(1_000) {
                 write!(f, "{}s", d.as_secs())
             } else {
-                write!(f, "{secs:.2}s")
+                // Cut, not rounded: 59.999 s is not "60.00s".
+                let centis = ms / 10;
+                write!(f, "{}.{:02}s", centis / 100, centis % 100)
             }
         } else {
             let secs = d.as_secs();
@@ -82,6 +83,8 @@ mod tests {
         assert_eq!(Human(Duration::from_millis(250)).to_string(), "250ms");
         assert_eq!(Human(Duration::from_secs(9)).to_string(), "9s");
         assert_eq!(Human(Duration::from_millis(1_250)).to_string(), "1.25s");
+        assert_eq!(Human(Duration::from_millis(59_999)).to_string(), "59.99s");
+        assert_eq!(Human(Duration::from_millis(8_250)).to_string(), "8.25s");
         assert_eq!(Human(Duration::from_secs(185)).to_string(), "3m05s");
     }
 }

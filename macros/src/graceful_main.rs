@@ -2,12 +2,11 @@
 //! under `__private::run_main`.
 
 use crate::args::{self, ExitMode, FailurePolicy, Flavor, MainArgs};
+use crate::entry::entry_body;
 use crate::error::Errors;
-use crate::expand_common::{
-    default_krate, duration_tokens, fake_return_edge, outer_and_inner, return_type,
-};
+use crate::expand_common::{default_krate, duration_tokens, outer_and_inner};
 use crate::signature::{self, declares_function};
-use crate::spawn_rewrite::{SpawnRewriter, respan};
+use crate::spawn_rewrite::respan;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::{ItemFn, PatType};
@@ -104,20 +103,14 @@ fn expand_checked(
         // `default` cannot be written on an entry point; rustc rejects it before this runs.
         modifiers: _,
         sig,
-        mut block,
+        block,
     } = function;
     // The body's inner attributes (`#![allow(..)]`) stay inside the generated function.
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
-    // Awaits first: the spawn rewrite hands spawned futures on as tokens.
-    crate::await_sites::AwaitSites::new(krate).visit_block(&mut block);
-    let mut rewriter = SpawnRewriter::new(krate, name_text.clone());
-    rewriter.visit_block(&mut block);
-    rewriter.warn_hidden_spawns(&mut block);
-
-    let (ret, ret_span) = return_type(&sig);
-    let fake_return = fake_return_edge(&ret, ret_span);
+    let body = entry_body(krate, &name_text, &sig, *block);
+    let (output_is_debug, run) = (body.output_is_debug, body.run);
     // The parameter keeps the type as written, so the user's `use sundown::Shutdown`
     // stays used.
     let bind_scope = match scope_parameter {
@@ -129,17 +122,10 @@ fn expand_checked(
     let run_main = respan(quote!(#krate::__private::run_main), name.span());
     let call = quote_spanned!(name.span()=> #run_main(__sundown_config, __sundown_main));
 
-    // As with std's `Termination`, an error must be printable: `Error: {:?}`.
-    let ret_once = respan(ret.clone(), ret_span);
-    let output_is_debug = quote_spanned! {ret_span=>
-        __sundown_output_is_debug::<#ret_once>();
-    };
-
     quote! {
         #(#attrs)*
         #vis fn #name() {
             #(#inner_attrs)*
-            fn __sundown_output_is_debug<T: ::core::fmt::Debug>() {}
             #output_is_debug
             #[allow(clippy::needless_update)]
             let __sundown_config = #krate::__private::MainConfig {
@@ -149,17 +135,7 @@ fn expand_checked(
             };
             let __sundown_main = |__sundown_scope: #krate::Shutdown| async move {
                 #bind_scope
-                // The user's braces are the body's own; a one-line body is not
-                // "unnecessary braces" to them.
-                #[allow(unused_braces)]
-                let __sundown_body = async move {
-                    #fake_return
-                    #block
-                };
-                let __sundown_classify =
-                    #krate::__classify!(#krate::__private::probe_future(&__sundown_body));
-                let __sundown_output = __sundown_body.await;
-                #krate::__private::Classify::classify(__sundown_classify, &__sundown_output)
+                #run
             };
             #call
         }

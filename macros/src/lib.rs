@@ -8,6 +8,7 @@
 mod args;
 mod await_sites;
 mod cancel_safe;
+mod entry;
 mod error;
 mod expand_common;
 mod facts;

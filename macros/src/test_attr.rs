@@ -5,14 +5,13 @@ use crate::args::{
     Flavor, MAIN_KEYS, RawArg, Setting, choice, crate_path, duration_value, for_each_known,
     setting_of, worker_threads,
 };
+use crate::entry::entry_body;
 use crate::error::Errors;
-use crate::expand_common::{
-    default_krate, duration_tokens, fake_return_edge, outer_and_inner, return_type,
-};
+use crate::expand_common::{default_krate, duration_tokens, outer_and_inner};
 use crate::signature::is_obviously_not_result;
-use crate::spawn_rewrite::{SpawnRewriter, respan};
+use crate::spawn_rewrite::respan;
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
 use syn::{Expr, ExprLit, ItemFn, Lit, ReturnType, Type};
 
@@ -224,20 +223,13 @@ fn expand_checked(function: ItemFn, config: &TestArgs, krate: &syn::Path) -> Tok
         vis,
         modifiers: _,
         sig,
-        mut block,
+        block,
     } = function;
     let (attrs, inner_attrs) = outer_and_inner(attrs);
     let name = &sig.ident;
     let name_text = name.to_string();
-    crate::await_sites::AwaitSites::new(krate).visit_block(&mut block);
-    SpawnRewriter::new(krate, name_text.clone()).visit_block(&mut block);
-
-    let (ret, ret_span) = return_type(&sig);
-    let fake_return = fake_return_edge(&ret, ret_span);
-    let ret_once = respan(ret.clone(), ret_span);
-    let output_is_debug = quote_spanned! {ret_span=>
-        __sundown_output_is_debug::<#ret_once>();
-    };
+    let body = entry_body(krate, &name_text, &sig, *block);
+    let (output_is_debug, run) = (body.output_is_debug, body.run);
     let mut fields = Vec::new();
     if let Some(timeout) = &config.timeout {
         let value = duration_tokens(timeout.value);
@@ -272,7 +264,6 @@ fn expand_checked(function: ItemFn, config: &TestArgs, krate: &syn::Path) -> Tok
         #(#attrs)*
         #vis fn #name() {
             #(#inner_attrs)*
-            fn __sundown_output_is_debug<T: ::core::fmt::Debug>() {}
             #output_is_debug
             #[allow(clippy::needless_update)]
             let __sundown_config = #krate::__private::TestConfig {
@@ -285,15 +276,7 @@ fn expand_checked(function: ItemFn, config: &TestArgs, krate: &syn::Path) -> Tok
             #start_paused
             let __sundown_test = |__sundown_scope: #krate::Shutdown| async move {
                 let _ = __sundown_scope;
-                #[allow(unused_braces)]
-                let __sundown_body = async move {
-                    #fake_return
-                    #block
-                };
-                let __sundown_classify =
-                    #krate::__classify!(#krate::__private::probe_future(&__sundown_body));
-                let __sundown_output = __sundown_body.await;
-                #krate::__private::Classify::classify(__sundown_classify, &__sundown_output)
+                #run
             };
             #run_test(__sundown_config, __sundown_runtime, __sundown_test)
         }

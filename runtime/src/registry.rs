@@ -76,6 +76,8 @@ pub struct TaskInfo {
     name: Cow<'static, str>,
     location: &'static Location<'static>,
     started: Instant,
+    /// Which entry of which registry: a task's identity across snapshots.
+    id: (usize, u64),
     state: TaskState,
     /// The await sites the task was last pending on.
     chain: Chain,
@@ -274,12 +276,10 @@ impl TaskInfo {
         self.started
     }
 
-    /// Two snapshots of the same task (names and locations repeat; start instants of one
-    /// location do not, in practice).
+    /// Two snapshots of the same task: the same entry (a slot reused by a later task
+    /// has another generation).
     pub(crate) fn same_task(&self, other: &TaskInfo) -> bool {
-        std::ptr::eq(self.location, other.location)
-            && self.started == other.started
-            && self.name == other.name
+        self.id == other.id
     }
 }
 
@@ -385,8 +385,9 @@ impl SlotKey {
 struct Entry {
     name: TaskName,
     location: &'static Location<'static>,
-    /// Nanoseconds from the registry's base instant.
-    started: u64,
+    /// When the task was spawned, on sundown's coarse clock (milliseconds, 100 ms
+    /// steps): no system clock read per spawn, and enough for an age shown to a human.
+    started: u32,
     state: TaskState,
     /// A `#[cancel_safe]` function of this task returned its cancellation: an `Err`
     /// the task then returns is that cancellation propagating, even when the error
@@ -563,7 +564,6 @@ impl TaskCells {
 
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
-    base: Instant,
 }
 
 /// Totals across the shards.
@@ -624,18 +624,17 @@ impl Registry {
                 )
             })
             .collect();
-        Registry {
-            shards,
-            base: Instant::now(),
-        }
+        Registry { shards }
     }
 
-    fn info(&self, shard: usize, index: u32, e: &Entry) -> TaskInfo {
+    fn info(&self, shard: usize, index: u32, generation: u16, e: &Entry) -> TaskInfo {
         let (chain, in_poll) = self.shards[shard].1.read(index);
+        let key = (u64::from(index) << 32) | ((shard as u64) << 16) | u64::from(generation);
         TaskInfo {
             name: e.name.shown(),
             location: e.location,
-            started: self.base + Duration::from_nanos(e.started),
+            started: waits::coarse_instant(e.started),
+            id: (std::ptr::from_ref(self) as usize, key),
             state: e.state,
             chain,
             in_poll,
@@ -666,12 +665,7 @@ impl Registry {
         state: TaskState,
     ) -> SlotKey {
         let shard = this_threads_shard(self.shards.len());
-        let started = u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.base)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
+        let started = waits::coarse_now();
         let entry = Entry {
             name,
             location,
@@ -781,18 +775,16 @@ impl Registry {
             return None;
         }
         let e = slot.entry.as_ref()?;
-        Some(self.info(key.shard as usize, key.slot(), e))
+        Some(self.info(key.shard as usize, key.slot(), key.generation, e))
     }
 
     pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
         for shard in 0..self.shards.len() {
             let slots = self.lock(shard);
-            out.extend(
-                slots
-                    .slots()
-                    .enumerate()
-                    .filter_map(|(i, s)| s.entry.as_ref().map(|e| self.info(shard, i as u32, e))),
-            );
+            out.extend(slots.slots().enumerate().filter_map(|(i, s)| {
+                let e = s.entry.as_ref()?;
+                Some(self.info(shard, i as u32, s.generation, e))
+            }));
         }
     }
 
@@ -801,7 +793,7 @@ impl Registry {
     pub(crate) fn oldest_into(&self, n: usize, out: &mut Vec<TaskInfo>) -> usize {
         use std::collections::BinaryHeap;
         // Max-heap on the start time: its top is the youngest of the oldest `n`.
-        let mut heap: BinaryHeap<(u64, u16, u32)> = BinaryHeap::with_capacity(n + 1);
+        let mut heap: BinaryHeap<(u32, u16, u32)> = BinaryHeap::with_capacity(n + 1);
         let mut live = 0;
         for shard in 0..self.shards.len() {
             let slots = self.lock(shard);
@@ -818,13 +810,10 @@ impl Registry {
         for (_, shard, index) in heap {
             let slots = self.lock(shard as usize);
             let i = index as usize;
-            if let Some(e) = slots
-                .chunks
-                .get(i / CHUNK)
-                .and_then(|c| c.get(i % CHUNK))
-                .and_then(|s| s.entry.as_ref())
+            if let Some(slot) = slots.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+                && let Some(e) = &slot.entry
             {
-                out.push(self.info(shard as usize, index, e));
+                out.push(self.info(shard as usize, index, slot.generation, e));
             }
         }
         live
@@ -915,6 +904,25 @@ mod tests {
         );
         let t = r.totals();
         assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 2, 1, 1));
+    }
+
+    #[test]
+    fn twin_tasks_spawned_in_one_tick_are_told_apart() {
+        // Same name, same line, same coarse start: still two tasks.
+        let r = Registry::new();
+        let loc = Location::caller();
+        let a = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
+        let b = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
+        let (ta, tb) = (r.snapshot_one(a).unwrap(), r.snapshot_one(b).unwrap());
+        assert_eq!(ta.started(), tb.started(), "one tick of the coarse clock");
+        assert!(!ta.same_task(&tb));
+        assert!(ta.same_task(&r.snapshot_one(a).unwrap()));
+        r.remove(a, Outcome::Completed);
+        let c = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
+        assert!(
+            !ta.same_task(&r.snapshot_one(c).unwrap()),
+            "a reused slot is another task"
+        );
     }
 
     #[test]

@@ -383,6 +383,11 @@ fn ms_since(base: Instant, now: Instant) -> u32 {
         .max(1)
 }
 
+/// The instant a [`coarse_now`] reading stands for.
+pub(crate) fn coarse_instant(ms: u32) -> Instant {
+    clock_base() + Duration::from_millis(u64::from(ms))
+}
+
 /// The coarse now: one relaxed load. Never 0 (0 means "not in a poll").
 #[inline]
 pub(crate) fn coarse_now() -> u32 {

@@ -115,9 +115,14 @@ fn main() {
         bench_suspend(config);
         ran = true;
     }
+    if selected("scaling") {
+        bench_scaling(config);
+        ran = true;
+    }
     if !ran {
         println!(
-            "no benchmark matches {filters:?}; the benchmarks are: spawn, cancel, memory, suspend"
+            "no benchmark matches {filters:?}; the benchmarks are: spawn, cancel, memory, \
+             suspend, scaling"
         );
     }
 }
@@ -731,4 +736,126 @@ fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+// ---------------------------------------------------------------------------------------
+// Scaling: two spawning threads at once, and the cost per task as live tasks grow
+
+const TRACKER_ONE: &str = "TaskTracker, 1 spawning task";
+const TRACKER_TWO: &str = "TaskTracker, 2 spawning tasks at once";
+const SUNDOWN_ONE: &str = "Shutdown::spawn, 1 spawning task";
+const SUNDOWN_TWO: &str = "Shutdown::spawn, 2 spawning tasks at once";
+
+fn bench_scaling(config: Config) {
+    let variants = [
+        Variant {
+            name: TRACKER_ONE,
+            run: |rt, n| spawn_from(rt, n, 1, false),
+        },
+        Variant {
+            name: TRACKER_TWO,
+            run: |rt, n| spawn_from(rt, n, 2, false),
+        },
+        Variant {
+            name: SUNDOWN_ONE,
+            run: |rt, n| spawn_from(rt, n, 1, true),
+        },
+        Variant {
+            name: SUNDOWN_TWO,
+            run: |rt, n| spawn_from(rt, n, 2, true),
+        },
+    ];
+    let ratios = [
+        Ratio {
+            numerator: SUNDOWN_ONE,
+            denominator: TRACKER_ONE,
+            target: None,
+        },
+        Ratio {
+            numerator: SUNDOWN_TWO,
+            denominator: TRACKER_TWO,
+            target: None,
+        },
+    ];
+    run_timed(
+        &format!(
+            "scaling: spawn + join {} trivial tasks from 1 and from 2 spawning tasks",
+            config.spawn_tasks
+        ),
+        config,
+        config.spawn_tasks,
+        &variants,
+        &ratios,
+    );
+
+    // The cost per task of spawning into a scope that already holds N live tasks.
+    println!();
+    println!("== scaling: spawning 10 000 more tasks into a scope with N live ones");
+    let rt = runtime();
+    let sizes: &[usize] = if config.judge {
+        &[10_000, 100_000, 1_000_000]
+    } else {
+        &[100, 1_000]
+    };
+    let batch = if config.judge { 10_000 } else { 100 };
+    let mut per_task = Vec::new();
+    for &live in sizes {
+        let mut samples = harness::interleaved(0, config.rounds.min(7), 1, |_| {
+            in_task(&rt, async move {
+                let scope = Shutdown::new();
+                for _ in 0..live {
+                    drop(scope.spawn(std::future::pending::<()>()));
+                }
+                let t = Instant::now();
+                for _ in 0..batch {
+                    drop(scope.spawn(std::future::pending::<()>()));
+                }
+                let elapsed = t.elapsed();
+                drop(scope.shutdown(Duration::ZERO).await);
+                elapsed
+            })
+        });
+        let m = harness::median(&mut samples[0]);
+        let ns = m * 1e6 / batch as f64;
+        println!(
+            "   {live:>9} live: {ns:6.0} ns/task (median of {})",
+            samples[0].len()
+        );
+        per_task.push(ns);
+    }
+    if let (Some(first), Some(last)) = (per_task.first(), per_task.last()) {
+        println!(
+            "   ratio largest / smallest = {:.3}  {}",
+            last / first,
+            harness::verdict(config.judge, last / first, Some(1.2))
+        );
+    }
+}
+
+/// Spawns `n` trivial tasks from `spawners` tasks at once (each `n / spawners`), on
+/// TaskTracker or on one sundown scope, and joins them.
+fn spawn_from(rt: &Runtime, n: usize, spawners: usize, sundown: bool) -> Duration {
+    in_task(rt, async move {
+        let t = Instant::now();
+        let scope = Shutdown::new();
+        let tracker = TaskTracker::new();
+        let each = n / spawners;
+        let mut spawning = Vec::new();
+        for _ in 0..spawners {
+            let (scope, tracker) = (scope.clone(), tracker.clone());
+            spawning.push(tokio::spawn(async move {
+                let mut handles = Vec::with_capacity(each);
+                for _ in 0..each {
+                    handles.push(if sundown {
+                        scope.spawn(async {})
+                    } else {
+                        tracker.spawn(async {})
+                    });
+                }
+                join_all(handles).await;
+            }));
+        }
+        join_all(spawning).await;
+        t.elapsed()
+    })
 }

@@ -281,6 +281,11 @@ impl TaskInfo {
     pub(crate) fn same_task(&self, other: &TaskInfo) -> bool {
         self.id == other.id
     }
+
+    /// What [`same_task`](Self::same_task) compares, to put in a set.
+    pub(crate) fn identity(&self) -> (usize, u64) {
+        self.id
+    }
 }
 
 /// Task counts of a scope and its child scopes.

@@ -173,10 +173,15 @@ fn stragglers_of(scope: &Shutdown, caller: Option<&Caller>) -> Vec<TaskInfo> {
 
 /// Tasks still alive after the abort grace cannot be stopped: they block their thread.
 fn mark_blocking(scope: &Shutdown, caller: Option<&Caller>, stragglers: &mut [TaskInfo]) {
-    let still = stragglers_of(scope, caller);
+    // A set, not a scan per straggler: a million of them must not take a million
+    // squared comparisons.
+    let still: std::collections::HashSet<_> = stragglers_of(scope, caller)
+        .iter()
+        .map(TaskInfo::identity)
+        .collect();
     scope.mark_blocking();
     for t in stragglers.iter_mut() {
-        if still.iter().any(|s| s.same_task(t)) {
+        if still.contains(&t.identity()) {
             *t = t.clone().with_state(TaskState::Blocking);
         }
     }

@@ -622,3 +622,16 @@ async fn root_from_a_grandchild_is_the_top_scope() {
     assert_eq!(report.exit_code(), 0);
     assert!(top.tasks().is_empty());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_zero_budget_with_two_hundred_thousand_stragglers_returns() {
+    // Every straggler is still alive after a zero abort grace: telling which ones is
+    // one set lookup each (it was a scan of all of them each, 4e10 comparisons).
+    let scope = Shutdown::new();
+    for _ in 0..200_000 {
+        drop(scope.spawn(std::future::pending::<()>()));
+    }
+    let report = scope.shutdown(Duration::ZERO).await;
+    assert_eq!(report.stragglers().len(), 200_000);
+    assert_eq!(report.exit_code(), 124);
+}

@@ -800,36 +800,62 @@ fn bench_scaling(config: Config) {
     let batch = if config.judge { 10_000 } else { 100 };
     let mut per_task = Vec::new();
     for &live in sizes {
-        let mut samples = harness::interleaved(0, config.rounds.min(7), 1, |_| {
-            in_task(&rt, async move {
-                let scope = Shutdown::new();
-                for _ in 0..live {
-                    drop(scope.spawn(std::future::pending::<()>()));
-                }
-                let t = Instant::now();
-                for _ in 0..batch {
-                    drop(scope.spawn(std::future::pending::<()>()));
-                }
-                let elapsed = t.elapsed();
-                drop(scope.shutdown(Duration::ZERO).await);
-                elapsed
-            })
-        });
-        let m = harness::median(&mut samples[0]);
-        let ns = m * 1e6 / batch as f64;
+        let mut ns = [0.0; 2];
+        for (k, sundown) in [false, true].into_iter().enumerate() {
+            let mut samples = harness::interleaved(0, config.rounds.min(7), 1, |_| {
+                in_task(&rt, spawn_among_live(live, batch, sundown))
+            });
+            let m = harness::median(&mut samples[0]);
+            ns[k] = m * 1e6 / batch as f64;
+        }
         println!(
-            "   {live:>9} live: {ns:6.0} ns/task (median of {})",
-            samples[0].len()
+            "   {live:>9} live: TaskTracker {:6.0} ns/task, Shutdown::spawn {:6.0} ns/task ({:.3}x)",
+            ns[0],
+            ns[1],
+            ns[1] / ns[0]
         );
         per_task.push(ns);
     }
     if let (Some(first), Some(last)) = (per_task.first(), per_task.last()) {
         println!(
-            "   ratio largest / smallest = {:.3}  {}",
-            last / first,
-            harness::verdict(config.judge, last / first, Some(1.2))
+            "   ratio largest / smallest, Shutdown::spawn = {:.3}  {}",
+            last[1] / first[1],
+            harness::verdict(config.judge, last[1] / first[1], Some(1.2))
+        );
+        println!(
+            "   ratio largest / smallest, TaskTracker = {:.3}  (for information)",
+            last[0] / first[0]
         );
     }
+}
+
+/// Spawns `batch` waiting tasks (timed) next to `live` waiting ones already there, on
+/// TaskTracker or a sundown scope; then lets them all go.
+async fn spawn_among_live(live: usize, batch: usize, sundown: bool) -> Duration {
+    let token = CancellationToken::new();
+    let scope = Shutdown::new();
+    let tracker = TaskTracker::new();
+    let spawn = |t: CancellationToken| {
+        let waiting = async move { t.cancelled_owned().await };
+        if sundown {
+            drop(scope.spawn(waiting));
+        } else {
+            drop(tracker.spawn(waiting));
+        }
+    };
+    for _ in 0..live {
+        spawn(token.clone());
+    }
+    let t = Instant::now();
+    for _ in 0..batch {
+        spawn(token.clone());
+    }
+    let elapsed = t.elapsed();
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    drop(scope.shutdown(DRAIN_BUDGET).await);
+    elapsed
 }
 
 /// Spawns `n` trivial tasks from `spawners` tasks at once (each `n / spawners`), on

@@ -700,13 +700,19 @@ pub(crate) fn write_task_table(
     limit: usize,
 ) -> fmt::Result {
     let shown = &tasks[..tasks.len().min(limit)];
-    let names: Vec<String> = shown.iter().map(|t| Shown(t.name()).to_string()).collect();
+    let mut names: Vec<String> = shown.iter().map(|t| Shown(t.name()).to_string()).collect();
     let name_w = names
         .iter()
         .map(|n| n.chars().count())
         .max()
         .unwrap_or(4)
-        .clamp(4, 40);
+        .clamp(4, NAME_COLUMN);
+    // A longer name is cut to the column, so the columns after it stay aligned.
+    for n in &mut names {
+        if n.chars().count() > name_w {
+            *n = n.chars().take(name_w - 1).chain(['…']).collect();
+        }
+    }
     let loc: Vec<String> = shown
         .iter()
         .map(|t| format!("{}:{}", t.location().file(), t.location().line()))
@@ -790,6 +796,9 @@ impl fmt::Display for OneLine<'_> {
         }
     }
 }
+
+/// The widest the name column of a task table gets.
+const NAME_COLUMN: usize = 40;
 
 /// How many rows of a task table are printed before "… and N more".
 pub(crate) const TABLE_ROWS: usize = 50;
@@ -893,6 +902,25 @@ impl fmt::Display for Report {
             Some(exit) => write!(f, "{exit}"),
             None => write!(f, "exit code {}", self.exit_code()),
         }
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_long_name_is_cut_to_its_column_and_the_columns_stay_aligned() {
+        let scope = crate::Shutdown::new();
+        let _a = scope.spawn_named("x".repeat(1 << 20), std::future::pending::<()>());
+        let _b = scope.spawn_named("short", std::future::pending::<()>());
+        let mut text = String::new();
+        write_task_table(&mut text, &scope.tasks(), TABLE_ROWS).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        // In characters, as a terminal shows them.
+        let at = |row: &str| row[..row.find("report.rs").unwrap()].chars().count();
+        assert_eq!(at(rows[1]), at(rows[2]), "{text}");
+        assert!(text.len() < 1_000, "{} bytes", text.len());
     }
 }
 

@@ -909,13 +909,21 @@ impl fmt::Display for Report {
 mod table_tests {
     use super::*;
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_long_name_is_cut_to_its_column_and_the_columns_stay_aligned() {
-        let scope = crate::Shutdown::new();
-        let _a = scope.spawn_named("x".repeat(1 << 20), std::future::pending::<()>());
-        let _b = scope.spawn_named("short", std::future::pending::<()>());
+    #[test]
+    fn a_long_name_is_cut_to_its_column_and_the_columns_stay_aligned() {
+        use crate::registry::{Registry, TaskName};
+        let registry = Registry::new();
+        let here = std::panic::Location::caller();
+        registry.insert(
+            TaskName::Given("x".repeat(1 << 20).into()),
+            here,
+            TaskState::Running,
+        );
+        registry.insert(TaskName::Given("short".into()), here, TaskState::Running);
+        let mut tasks = Vec::new();
+        registry.snapshot_into(&mut tasks);
         let mut text = String::new();
-        write_task_table(&mut text, &scope.tasks(), TABLE_ROWS).unwrap();
+        write_task_table(&mut text, &tasks, TABLE_ROWS).unwrap();
         let rows: Vec<&str> = text.lines().collect();
         // In characters, as a terminal shows them.
         let at = |row: &str| row[..row.find("report.rs").unwrap()].chars().count();

@@ -240,7 +240,7 @@ pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner<F> {
         Plain { #[pin] fut: F },
-        Tracked { #[pin] fut: Scoped<F> },
+        Tracked { #[pin] fut: Scoped<F, Box<Ambient>> },
     }
 }
 
@@ -250,7 +250,7 @@ impl<F> Inner<F> {
         Inner::Plain { fut }
     }
 
-    fn Tracked(fut: Scoped<F>) -> Self {
+    fn Tracked(fut: Scoped<F, Box<Ambient>>) -> Self {
         Inner::Tracked { fut }
     }
 }

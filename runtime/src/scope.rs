@@ -526,7 +526,7 @@ impl Shutdown {
     /// Tells finishing tasks of the tree to wake [`drained`](Self::drained) waiters.
     pub(crate) fn start_draining(&self) {
         self.inner
-            .for_each_scope(&mut |s| s.draining.store(true, Ordering::Release));
+            .for_each_scope(&mut |s| s.draining.store(true, Ordering::SeqCst));
     }
 
     pub(crate) fn drained(&self) -> &Notify {
@@ -534,10 +534,21 @@ impl Shutdown {
     }
 
     /// A tracked task of this scope ended: wake any drain waiting on it or an ancestor.
-    pub(crate) fn task_finished(&self) {
+    /// A task of this scope ended: wakes the drains of the tree waiting on it, when
+    /// `few_left` (its registry shard is down to at most one task; asked only when a
+    /// drain is waiting).
+    pub(crate) fn task_finished(&self, few_left: impl FnOnce() -> bool) {
+        let mut few_left = Some(few_left);
+        let mut worth_waking = false;
         for s in self.inner.ancestry() {
-            if s.draining.load(Ordering::Acquire) {
-                s.drained.notify_waiters();
+            // `SeqCst`, as the registry's count of ended tasks (see `Registry::remove`).
+            if s.draining.load(Ordering::SeqCst) {
+                if let Some(f) = few_left.take() {
+                    worth_waking = f();
+                }
+                if worth_waking {
+                    s.drained.notify_waiters();
+                }
             }
         }
     }

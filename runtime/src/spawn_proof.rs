@@ -188,11 +188,11 @@ pub trait TokioHandleSpawn {
         let Some(scope) = crate::task::ambient::current_scope() else {
             return spawn(Box::pin(fut));
         };
-        let guard = crate::task::TaskGuard::new(&scope, TaskName::Given(name.into()), location)
-            .detached(detached);
-        let key = guard.key();
-        let handle = spawn(Box::pin(crate::task::tracked(guard, fut, classify())));
-        scope.registry().set_abort(key, handle.abort_handle());
+        let (guard, reserved) =
+            crate::task::TaskGuard::reserve(&scope, TaskName::Given(name.into()), location);
+        let task = crate::task::tracked(guard.detached(detached), fut, classify());
+        let handle = spawn(Box::pin(task));
+        reserved.set_abort(handle.abort_handle());
         handle
     }
 }

@@ -109,17 +109,65 @@ pub(crate) fn current_scope() -> Option<Shutdown> {
     current().map(|a| a.scope)
 }
 
+/// What a [`Scoped`] future keeps while it is not being polled, and turns into the
+/// [`Local`] it installs: a tracked task keeps its bare guard (16 bytes, see
+/// [`TaskGuard`]), a view its box.
+pub(crate) trait Context: Sized {
+    fn into_local(self) -> Local;
+    /// Back from the stack: the same kind that was pushed.
+    fn from_local(local: Local) -> Option<Self>;
+    /// The guard whose polls are watched.
+    fn guard(&self) -> Option<&TaskGuard>;
+}
+
+impl Context for TaskGuard {
+    #[inline]
+    fn into_local(self) -> Local {
+        Local::Owner(self)
+    }
+
+    #[inline]
+    fn from_local(local: Local) -> Option<Self> {
+        match local {
+            Local::Owner(guard) => Some(guard),
+            Local::View(_) => None,
+        }
+    }
+
+    #[inline]
+    fn guard(&self) -> Option<&TaskGuard> {
+        Some(self)
+    }
+}
+
+impl Context for Box<Ambient> {
+    fn into_local(self) -> Local {
+        Local::View(self)
+    }
+
+    fn from_local(local: Local) -> Option<Self> {
+        match local {
+            Local::View(a) => Some(a),
+            Local::Owner(_) => None,
+        }
+    }
+
+    fn guard(&self) -> Option<&TaskGuard> {
+        None
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A future polled (and dropped) with its [`Local`] installed as the ambient context.
+    /// A future polled (and dropped) with its context installed as the ambient one.
     ///
     /// This does what a tokio task-local does, with one stack shared by every scope
     /// instead of a key per future. A tracked task's future is this wrapper around the
     /// user's future, and the wrapper's size decides which of tokio's task-cell sizes
-    /// the task lands in (`BENCHMARKS.md`, peak RSS): it adds the 24-byte guard and
+    /// the task lands in (`BENCHMARKS.md`, peak RSS): it adds the 16-byte guard and
     /// nothing else.
-    pub(crate) struct Scoped<F> {
+    pub(crate) struct Scoped<F, L: Context> {
         // `None` only while it is installed.
-        local: Option<Local>,
+        local: Option<L>,
         #[pin]
         fut: F,
         // Dropped after `fut`: takes the context back off the stack, and with it the
@@ -127,13 +175,13 @@ pin_project_lite::pin_project! {
         _uninstall: Uninstall,
     }
 
-    impl<F> PinnedDrop for Scoped<F> {
+    impl<F, L: Context> PinnedDrop for Scoped<F, L> {
         fn drop(this: Pin<&mut Self>) {
             // The future's own drop (a `#[cancel_safe]` call cut short, a value that
             // spawns in its `Drop`) runs inside its scope: install now, the fields drop
             // next, `_uninstall` last.
-            let local = this.project().local;
-            let _ = CURRENT.try_with(|c| c.borrow_mut().push(local.take()));
+            let local = this.project().local.take().map(L::into_local);
+            let _ = CURRENT.try_with(|c| c.borrow_mut().push(local));
         }
     }
 }
@@ -150,7 +198,7 @@ impl Drop for Uninstall {
     }
 }
 
-impl<F: std::future::Future> std::future::Future for Scoped<F> {
+impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
     type Output = F::Output;
 
     fn poll(
@@ -171,23 +219,23 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
 /// For a tracked task's own guard, the push and the pop are also where its poll is
 /// watched: the start stored in its cell on the coarse clock, a fresh await trail, and
 /// at the end the chain it was left pending on (see `waits`).
-struct Installed<'a> {
-    local: Option<&'a mut Option<Local>>,
+struct Installed<'a, L: Context> {
+    local: Option<&'a mut Option<L>>,
     /// Set after the poll: it returned `Pending`.
     pending: bool,
     /// A tracked task's poll, watched.
     watch: Option<PollWatch>,
 }
 
-impl<'a> Installed<'a> {
+impl<'a, L: Context> Installed<'a, L> {
     #[inline]
-    fn push(local: &'a mut Option<Local>) -> Self {
+    fn push(local: &'a mut Option<L>) -> Self {
         let mut watch = None;
         let pushed = CURRENT.try_with(|c| {
-            if let Some(Local::Owner(guard)) = local.as_ref() {
+            if let Some(guard) = local.as_ref().and_then(L::guard) {
                 watch = Some(PollWatch::begin(guard));
             }
-            c.borrow_mut().push(local.take());
+            c.borrow_mut().push(local.take().map(L::into_local));
         });
         Installed {
             local: pushed.is_ok().then_some(local),
@@ -197,14 +245,16 @@ impl<'a> Installed<'a> {
     }
 }
 
-impl Drop for Installed<'_> {
+impl<L: Context> Drop for Installed<'_, L> {
     #[inline]
     fn drop(&mut self) {
         if let Some(local) = self.local.take()
             && let Ok(value) = CURRENT.try_with(|c| c.borrow_mut().pop())
         {
-            let value = value.flatten();
-            if let (Some(Local::Owner(guard)), Some(watch)) = (&value, self.watch.take()) {
+            let value = value.flatten().and_then(L::from_local);
+            if let (Some(guard), Some(watch)) =
+                (value.as_ref().and_then(L::guard), self.watch.take())
+            {
                 watch.end(guard, self.pending);
             }
             *local = value;
@@ -246,18 +296,18 @@ impl PollWatch {
 }
 
 /// Runs `fut` with `ambient` as its context.
-pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F> {
+pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F, Box<Ambient>> {
     Scoped {
-        local: Some(Local::View(Box::new(ambient))),
+        local: Some(Box::new(ambient)),
         fut,
         _uninstall: Uninstall,
     }
 }
 
 /// Runs a tracked task's future with its guard as the installed context.
-pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F> {
+pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F, TaskGuard> {
     Scoped {
-        local: Some(Local::Owner(guard)),
+        local: Some(guard),
         fut,
         _uninstall: Uninstall,
     }

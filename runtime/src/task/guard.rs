@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, Location};
 use std::task::Poll;
 
 use crate::probe::Classify;
-use crate::registry::{Outcome, SlotKey, TaskCell, TaskName, TaskOutcome, TaskState};
+use crate::registry::{Outcome, Reserved, SlotKey, TaskCell, TaskName, TaskOutcome, TaskState};
 use crate::report::{Failure, FailureKind, panic_message};
 use crate::scope::Shutdown;
 use crate::waits::{self, Chain};
@@ -18,30 +18,79 @@ use super::ambient::{self, Ambient};
 
 /// Owns a registry entry; removing it (and counting how the task ended) when dropped.
 /// For a tracked task it is the installed context (`ambient::Local::Owner`), beside
-/// nothing else: its scope is the task's ambient scope too. Kept to 24 bytes, since it
-/// sits in every task's future.
+/// nothing else: its scope is the task's ambient scope too.
+///
+/// Kept to 16 bytes, since it sits in every task's future: the scope, the entry's key
+/// in its 7 bytes, and one byte of flags. tokio allocates a task in 128-byte steps, and
+/// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
+/// adds to its future is at most 16 bytes (`tracking_adds_only_the_guard_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
     scope: Shutdown,
-    key: SlotKey,
-    outcome: Cell<Outcome>,
-    /// The handle was discarded where the task was made: an `Err` is a failure.
-    detached: bool,
+    index: std::num::NonZeroU32,
+    generation: u16,
+    shard: u8,
+    /// How the task ended so far (an [`Outcome`], bits 0–1), and whether its handle was
+    /// discarded where the task was made (bit 2: an `Err` is then a failure).
+    flags: Cell<u8>,
+}
+
+const DETACHED: u8 = 1 << 2;
+const OUTCOME: u8 = 0b11;
+
+fn outcome_bits(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Completed => 0,
+        Outcome::Failed => 1,
+        Outcome::Cancelled => 2,
+    }
 }
 
 impl TaskGuard {
+    /// A guard for code that runs in place (main's body, an HTTP request): its entry
+    /// has no task to abort.
     pub(crate) fn new(
         scope: &Shutdown,
         name: TaskName,
         location: &'static Location<'static>,
     ) -> Self {
-        let key = scope.registry().insert(name, location, TaskState::Running);
-        TaskGuard {
+        Self::reserve(scope, name, location).0
+    }
+
+    /// A guard for a task about to be spawned: store the task's abort handle through
+    /// the returned [`Reserved`] (its shard stays claimed until then).
+    pub(crate) fn reserve<'a>(
+        scope: &'a Shutdown,
+        name: TaskName,
+        location: &'static Location<'static>,
+    ) -> (Self, Reserved<'a>) {
+        let reserved = scope.registry().insert(name, location, TaskState::Running);
+        let (index, generation, shard) = reserved.key().parts();
+        let guard = TaskGuard {
             scope: scope.clone(),
-            key,
+            index,
+            generation,
+            shard,
             // Until the task says otherwise, being dropped means it was cancelled.
-            outcome: Cell::new(Outcome::Cancelled),
-            detached: false,
+            flags: Cell::new(outcome_bits(Outcome::Cancelled)),
+        };
+        (guard, reserved)
+    }
+
+    fn set_outcome(&self, outcome: Outcome) {
+        let flags = self.flags.get();
+        self.flags.set((flags & !OUTCOME) | outcome_bits(outcome));
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.flags.get() & OUTCOME {
+            0 => Outcome::Completed,
+            1 => Outcome::Failed,
+            _ => Outcome::Cancelled,
         }
+    }
+
+    fn is_detached(&self) -> bool {
+        self.flags.get() & DETACHED != 0
     }
 
     fn scope(&self) -> &Shutdown {
@@ -51,7 +100,7 @@ impl TaskGuard {
     /// The cells the task writes about its polls without a lock.
     #[inline]
     pub(crate) fn cell(&self) -> Option<TaskCell<'_>> {
-        self.scope.registry().cell(self.key)
+        self.scope.registry().cell(self.key())
     }
 
     /// Debug mode: one poll of the task took `took`; past the slow-poll threshold the
@@ -67,7 +116,7 @@ impl TaskGuard {
         let (name, location) = self.info();
         let waiting = self
             .scope()
-            .task_info(self.key)
+            .task_info(self.key())
             .and_then(|t| t.waiting_text())
             .filter(|_| !chain.is_empty());
         let waiting = match waiting {
@@ -89,21 +138,23 @@ impl TaskGuard {
     }
 
     pub(crate) fn key(&self) -> SlotKey {
-        self.key
+        SlotKey::from_parts(self.index, self.generation, self.shard)
     }
 
     /// The context code inside the task sees.
     pub(crate) fn ambient(&self) -> Ambient {
         Ambient {
             scope: self.scope.clone(),
-            task: Some(self.key),
+            task: Some(self.key()),
             shielded: false,
             in_flight: false,
         }
     }
 
-    pub(crate) fn detached(mut self, detached: bool) -> Self {
-        self.detached = detached;
+    pub(crate) fn detached(self, detached: bool) -> Self {
+        if detached {
+            self.flags.set(self.flags.get() | DETACHED);
+        }
         self
     }
 
@@ -111,7 +162,7 @@ impl TaskGuard {
     /// cancellation is that cancellation propagating.
     pub(crate) fn refine(&self, outcome: TaskOutcome) -> TaskOutcome {
         match outcome {
-            TaskOutcome::Failed(_) if self.scope().registry().is_propagating_cancel(self.key) => {
+            TaskOutcome::Failed(_) if self.scope().registry().is_propagating_cancel(self.key()) => {
                 TaskOutcome::Cancelled
             }
             other => other,
@@ -123,21 +174,21 @@ impl TaskGuard {
         let settled = match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
-            TaskOutcome::Failed(debug) if self.detached => {
+            TaskOutcome::Failed(debug) if self.is_detached() => {
                 self.fail(FailureKind::Returned(debug));
                 Outcome::Failed
             }
             // A kept handle is the spawner's to await: the error is theirs to handle.
             TaskOutcome::Failed(_) => Outcome::Completed,
         };
-        self.outcome.set(settled);
+        self.set_outcome(settled);
     }
 
     /// Records how main's body ended and returns the refined outcome: an `Err` counts
     /// as failed (the runner prints it as std does, so it is not a task failure line).
     pub(crate) fn finish_main(&self, outcome: TaskOutcome) -> TaskOutcome {
         let outcome = self.refine(outcome);
-        self.outcome.set(match &outcome {
+        self.set_outcome(match &outcome {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
             TaskOutcome::Failed(_) => Outcome::Failed,
@@ -148,12 +199,12 @@ impl TaskGuard {
     /// Counts the task as failed without a failure line (main's panic, which the runner
     /// prints itself).
     pub(crate) fn mark_failed(&self) {
-        self.outcome.set(Outcome::Failed);
+        self.set_outcome(Outcome::Failed);
     }
 
     pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) {
         self.fail(FailureKind::Panicked(panic_message(payload)));
-        self.outcome.set(Outcome::Failed);
+        self.set_outcome(Outcome::Failed);
     }
 
     fn fail(&self, kind: FailureKind) {
@@ -163,7 +214,7 @@ impl TaskGuard {
     }
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
-        match self.scope().task_info(self.key) {
+        match self.scope().task_info(self.key()) {
             Some(t) => (Cow::Owned(t.name().to_owned()), t.location()),
             None => (Cow::Borrowed("task"), Location::caller()),
         }
@@ -173,8 +224,10 @@ impl TaskGuard {
 impl Drop for TaskGuard {
     fn drop(&mut self) {
         let scope = self.scope();
-        if scope.registry().remove(self.key, self.outcome.get()) {
-            scope.task_finished();
+        let registry = scope.registry();
+        let key = self.key();
+        if registry.remove(key, self.outcome()) {
+            scope.task_finished(|| registry.few_left_beside(key));
         }
     }
 }
@@ -219,7 +272,7 @@ pub(crate) fn tracked<F: Future, C: Classify<F::Output>>(
     guard: TaskGuard,
     fut: F,
     classify: C,
-) -> ambient::Scoped<Tracked<F, C>> {
+) -> ambient::Scoped<Tracked<F, C>, TaskGuard> {
     ambient::owned(
         guard,
         Tracked {

@@ -1,17 +1,23 @@
 //! The live-task registry: every tracked task's name, spawn location, start time and
 //! state, cheap enough to keep on for every spawn.
 //!
-//! Entries live in a few cache-padded shards, each a mutex around a slab. A spawning
-//! thread inserts into "its" shard (assigned round-robin on first use), so spawns from
-//! different threads do not contend; the task removes its own entry when its future is
-//! dropped, with the key it was given. Completion counters live beside the slab under the
-//! same lock, so finishing a task touches no other shared cache line. `snapshot()` locks
-//! the shards one at a time: a task that is alive for the whole snapshot is always in
-//! it, an entry is never seen half-written, and a task that starts or finishes during
-//! the snapshot is either in it or not.
+//! Entries live in a few cache-padded shards of 40-byte slots that no spawn, task end
+//! or snapshot locks ([`slab`]). A spawning thread fills a slot of "its" shard (assigned
+//! round-robin on first use), so spawns from different threads do not contend; the
+//! task removes its own entry when its future is dropped, with the key it was given, and
+//! its slot goes back to the shard through a lock-free list. A task's location and
+//! static name are one interned id ([`sites`]); only an owned name (`format!`ed) is kept
+//! in a table with a lock. A snapshot reads each slot twice around its fields: a task
+//! that is alive for the whole snapshot is always in it, an entry is never seen
+//! half-written, and a task that starts or finishes during the snapshot is either in it
+//! or not.
+
+mod sites;
+mod slab;
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::panic::Location;
@@ -21,6 +27,7 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
+use self::sites::{Site, Sites};
 use crate::waits::{self, AwaitSite, Chain};
 // Wall-clock ages: a task's age is real time even under tokio's paused test clock,
 // and reading it does not consult the runtime.
@@ -338,6 +345,8 @@ impl TaskName {
         TaskName::OfType(std::any::type_name::<T>())
     }
 
+    // tokio-console's task name (under `tokio_unstable`).
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn shown(&self) -> Cow<'static, str> {
         match self {
             TaskName::Given(n) => n.clone(),
@@ -385,118 +394,42 @@ impl SlotKey {
     fn slot(self) -> u32 {
         self.index.get() - 1
     }
-}
 
-struct Entry {
-    name: TaskName,
-    location: &'static Location<'static>,
-    /// When the task was spawned, on sundown's coarse clock (milliseconds, 100 ms
-    /// steps): no system clock read per spawn, and enough for an age shown to a human.
-    started: u32,
-    state: TaskState,
-    /// A `#[cancel_safe]` function of this task returned its cancellation: an `Err`
-    /// the task then returns is that cancellation propagating, even when the error
-    /// type does not expose `Cancelled` through `source()`.
-    propagating_cancel: bool,
-    abort: Option<AbortHandle>,
-}
-
-struct Slot {
-    generation: u16,
-    next_free: u32,
-    entry: Option<Entry>,
-}
-
-const NO_SLOT: u32 = u32::MAX;
-
-/// Slots are allocated in chunks of this many, so a growing shard never copies or
-/// doubles its storage.
-const CHUNK: usize = 256;
-
-#[derive(Default)]
-struct Counters {
-    completed: u64,
-    failed: u64,
-    cancelled: u64,
-}
-
-struct ShardSlots {
-    chunks: Vec<Box<[Slot]>>,
-    /// Slots handed out so far (the rest of the last chunk is untouched).
-    used: u32,
-    free: u32,
-    live: usize,
-    counters: Counters,
-}
-
-impl ShardSlots {
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
-        let i = index as usize;
-        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    /// The key in 7 bytes (a shard index fits one: there are at most 64), for a
+    /// task's guard to keep beside its own flags.
+    pub(crate) fn parts(self) -> (NonZeroU32, u16, u8) {
+        (self.index, self.generation, self.shard as u8)
     }
 
-    fn slots(&self) -> impl Iterator<Item = &Slot> {
-        self.chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .take(self.used as usize)
-    }
-
-    fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        let used = self.used as usize;
-        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(used)
-    }
-
-    /// A free slot's index: a recycled one, or the next never-used one.
-    fn take_free(&mut self) -> u32 {
-        if self.free != NO_SLOT {
-            let index = self.free;
-            let next = self.slot_mut(index).map_or(NO_SLOT, |s| s.next_free);
-            self.free = next;
-            return index;
+    pub(crate) fn from_parts(index: NonZeroU32, generation: u16, shard: u8) -> Self {
+        SlotKey {
+            index,
+            shard: u16::from(shard),
+            generation,
         }
-        let index = self.used;
-        if index as usize == self.chunks.len() * CHUNK {
-            self.chunks.push(
-                (0..CHUNK)
-                    .map(|_| Slot {
-                        generation: 0,
-                        next_free: NO_SLOT,
-                        entry: None,
-                    })
-                    .collect(),
-            );
-        }
-        self.used += 1;
-        index
     }
 }
 
-// Padded so that two shards never share a cache line (128 covers adjacent-line
-// prefetching on x86 and the 128-byte lines of some ARM cores).
-#[repr(align(128))]
-struct Shard(Mutex<ShardSlots>, TaskCells);
-
-/// What a task writes about itself while it runs, without its shard's lock: the await
-/// chain it is pending on and when its current poll began. One cell per slot, in
-/// chunks of [`CHUNK`] that never move (12 bytes a slot), found from the key through
-/// two levels of `OnceLock`s.
-struct TaskCells {
-    top: [OnceLock<CellDirectory>; CELL_TOP],
+fn state_code(state: TaskState) -> u8 {
+    match state {
+        TaskState::Running => 0,
+        TaskState::CleaningUp => 1,
+        TaskState::Shielded => 2,
+        TaskState::Blocking => 3,
+    }
 }
 
-/// [`CELL_MID`] chunks, each allocated when its first slot is.
-type CellDirectory = Box<[OnceLock<Box<CellChunk>>]>;
-
-const CELL_TOP: usize = 64;
-const CELL_MID: usize = 256;
-
-struct CellChunk {
-    chains: [AtomicU64; CHUNK],
-    polls: [AtomicU32; CHUNK],
+fn state_of(word: u64) -> TaskState {
+    match slab::state_bits(word) {
+        0 => TaskState::Running,
+        1 => TaskState::CleaningUp,
+        2 => TaskState::Shielded,
+        _ => TaskState::Blocking,
+    }
 }
 
-/// One task's cells.
+/// One task's cells, which the task writes about its polls without a lock: the await
+/// chain it is pending on and when its current poll began.
 pub(crate) struct TaskCell<'a> {
     chain: &'a AtomicU64,
     poll: &'a AtomicU32,
@@ -519,56 +452,62 @@ impl TaskCell<'_> {
     }
 }
 
-impl TaskCells {
-    fn new() -> Self {
-        TaskCells {
-            top: std::array::from_fn(|_| OnceLock::new()),
-        }
+/// Owned task names (`spawn_named(format!(..))`, an HTTP request's `GET /path`), by
+/// slot; static names are interned sites and need no table.
+type OwnedNames = Mutex<HashMap<u32, (u16, Cow<'static, str>)>>;
+
+/// The live tasks of one scope. See the [`slab`] module for how it stays lock-free.
+pub(crate) struct Registry {
+    shards: Box<[Shard]>,
+}
+
+struct Shard {
+    slab: slab::Shard,
+    names: OwnedNames,
+    /// tokio's task ids, for the task dump (feature `taskdump`).
+    #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+    ids: Mutex<HashMap<u32, (u16, tokio::task::Id)>>,
+}
+
+/// A slot just filled by a spawning thread, which still holds its shard: until this is
+/// dropped (after [`set_abort`](Reserved::set_abort), or at once when there is no task
+/// to abort), no other spawn can reuse the slot even if the task has already ended.
+pub(crate) struct Reserved<'a> {
+    registry: &'a Registry,
+    key: SlotKey,
+}
+
+impl Reserved<'_> {
+    pub(crate) fn key(&self) -> SlotKey {
+        self.key
     }
 
-    fn split(index: u32) -> (usize, usize, usize) {
-        let i = index as usize;
-        (i / (CHUNK * CELL_MID), (i / CHUNK) % CELL_MID, i % CHUNK)
-    }
-
-    #[inline]
-    fn get(&self, index: u32) -> Option<TaskCell<'_>> {
-        let (t, m, c) = Self::split(index);
-        let chunk = self.top.get(t)?.get()?.get(m)?.get()?;
-        Some(TaskCell {
-            chain: &chunk.chains[c],
-            poll: &chunk.polls[c],
-        })
-    }
-
-    /// The cell of a new entry, allocated if needed, cleared.
-    fn reset(&self, index: u32) {
-        let (t, m, c) = Self::split(index);
-        let Some(mid) = self.top.get(t) else { return };
-        let mid = mid.get_or_init(|| (0..CELL_MID).map(|_| OnceLock::new()).collect());
-        let chunk = mid[m].get_or_init(|| {
-            Box::new(CellChunk {
-                chains: std::array::from_fn(|_| AtomicU64::new(0)),
-                polls: std::array::from_fn(|_| AtomicU32::new(0)),
-            })
-        });
-        chunk.chains[c].store(0, Ordering::Relaxed);
-        chunk.polls[c].store(0, Ordering::Relaxed);
-    }
-
-    fn read(&self, index: u32) -> (Chain, Option<Duration>) {
-        match self.get(index) {
-            Some(cell) => (
-                Chain(cell.chain.load(Ordering::Relaxed)),
-                waits::in_poll_for(cell.poll.load(Ordering::Relaxed)),
-            ),
-            None => (Chain::EMPTY, None),
+    /// Stores the task's abort handle in its slot (one atomic swap). A task that has
+    /// already ended gets its handle released here instead.
+    pub(crate) fn set_abort(self, handle: AbortHandle) {
+        let Some((shard, slot)) = self.registry.slot(self.key) else {
+            return;
+        };
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        lock(&shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
+        #[cfg(not(all(tokio_unstable, feature = "taskdump", target_os = "linux")))]
+        let _ = shard;
+        drop(slot.abort.swap(Some(handle)));
+        if slot.word_of(self.key.generation).is_none() {
+            // It ended before its handle was stored: the removal found no handle, so
+            // take it back (nobody can have reused the slot: this thread holds the
+            // shard).
+            drop(slot.abort.swap(None));
         }
     }
 }
 
-pub(crate) struct Registry {
-    shards: Box<[Shard]>,
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(shard) = self.registry.shards.get(self.key.shard as usize) {
+            shard.slab.release();
+        }
+    }
 }
 
 /// Totals across the shards.
@@ -602,194 +541,248 @@ fn this_threads_shard(count: usize) -> usize {
     thread_local! {
         static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    let hint = HINT.with(|h| {
-        let mut v = h.get();
-        if v == usize::MAX {
-            v = NEXT.fetch_add(1, Ordering::Relaxed);
-            h.set(v);
-        }
-        v
-    });
+    let hint = HINT
+        .try_with(|h| {
+            let mut v = h.get();
+            if v == usize::MAX {
+                v = NEXT.fetch_add(1, Ordering::Relaxed);
+                h.set(v);
+            }
+            v
+        })
+        .unwrap_or(0);
     hint & (count - 1)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every mutation under these locks is one insert or removal of plain values: a
+    // panic (allocation) leaves the data consistent, so poisoning is ignored.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Registry {
     pub(crate) fn new() -> Self {
         let shards = (0..shard_count())
-            .map(|_| {
-                Shard(
-                    Mutex::new(ShardSlots {
-                        chunks: Vec::new(),
-                        used: 0,
-                        free: NO_SLOT,
-                        live: 0,
-                        counters: Counters::default(),
-                    }),
-                    TaskCells::new(),
-                )
+            .map(|_| Shard {
+                slab: slab::Shard::new(),
+                names: Mutex::default(),
+                #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+                ids: Mutex::default(),
             })
             .collect();
         Registry { shards }
     }
 
-    fn info(&self, shard: usize, index: u32, generation: u16, e: &Entry) -> TaskInfo {
-        let (chain, in_poll) = self.shards[shard].1.read(index);
+    fn slot(&self, key: SlotKey) -> Option<(&Shard, &slab::Slot)> {
+        let shard = self.shards.get(key.shard as usize)?;
+        Some((shard, shard.slab.slot(key.slot())?))
+    }
+
+    fn info(&self, sites: &Sites, shard: usize, index: u32, read: &slab::Read) -> TaskInfo {
+        let generation = slab::generation(read.word);
+        let site = sites.get(read.site);
+        let name = match site {
+            _ if read.word & slab::OWNED_NAME != 0 => self.shards[shard]
+                .names
+                .lock()
+                .ok()
+                .and_then(|names| {
+                    names
+                        .get(&index)
+                        .filter(|(g, _)| *g == generation)
+                        .map(|(_, n)| n.clone())
+                })
+                .unwrap_or(Cow::Borrowed("task")),
+            Some(Site {
+                name: Some(name),
+                of_type: true,
+                ..
+            }) => Cow::Borrowed(short_type_name(name)),
+            Some(Site {
+                name: Some(name), ..
+            }) => Cow::Borrowed(name),
+            _ => Cow::Borrowed("task"),
+        };
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        let tokio_id = lock(&self.shards[shard].ids)
+            .get(&index)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, id)| *id);
+        #[cfg(not(all(tokio_unstable, feature = "taskdump", target_os = "linux")))]
+        let tokio_id = None;
         let key = (u64::from(index) << 32) | ((shard as u64) << 16) | u64::from(generation);
         TaskInfo {
-            name: e.name.shown(),
-            location: e.location,
-            started: waits::coarse_instant(e.started),
+            name,
+            location: site.map_or(Location::caller(), |s| s.location),
+            started: waits::coarse_instant(read.started),
             id: (std::ptr::from_ref(self) as usize, key),
-            state: e.state,
-            chain,
-            in_poll,
-            tokio_id: e.abort.as_ref().map(AbortHandle::id),
+            state: state_of(read.word),
+            chain: Chain(read.chain),
+            in_poll: waits::in_poll_for(read.poll),
+            tokio_id,
             backtrace: None,
         }
     }
 
-    /// The cells of the live entry `key` (its task writes them without the lock).
+    /// The cells of the live entry `key` (its task writes them without a lock).
     #[inline]
     pub(crate) fn cell(&self, key: SlotKey) -> Option<TaskCell<'_>> {
-        self.shards.get(key.shard as usize)?.1.get(key.slot())
+        let (_, slot) = self.slot(key)?;
+        Some(TaskCell {
+            chain: &slot.chain,
+            poll: &slot.poll,
+        })
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, ShardSlots> {
-        // A panic while a shard is locked can only come from the allocator; the data is
-        // still consistent (every mutation is a single assignment), so poisoning is ignored.
-        self.shards[shard]
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Claims a shard for this spawning thread: its usual one, else the next free.
+    fn claim(&self) -> usize {
+        let count = self.shards.len();
+        let first = this_threads_shard(count);
+        loop {
+            for i in 0..count {
+                let s = (first + i) & (count - 1);
+                if self.shards[s].slab.try_claim() {
+                    return s;
+                }
+            }
+            // Every shard is being spawned into at this instant (more spawning threads
+            // than shards): let one of them finish.
+            std::thread::yield_now();
+        }
     }
 
+    /// Adds a live entry; its shard stays claimed until the returned [`Reserved`] is
+    /// dropped.
     pub(crate) fn insert(
         &self,
         name: TaskName,
         location: &'static Location<'static>,
         state: TaskState,
-    ) -> SlotKey {
-        let shard = this_threads_shard(self.shards.len());
-        let started = waits::coarse_now();
-        let entry = Entry {
-            name,
+    ) -> Reserved<'_> {
+        let (static_name, of_type, owned) = match name {
+            TaskName::OfType(t) => (Some(t), true, None),
+            TaskName::Given(Cow::Borrowed(n)) => (Some(n), false, None),
+            TaskName::Given(Cow::Owned(n)) => (None, false, Some(n)),
+        };
+        let site = sites::intern(Site {
             location,
-            started,
-            state,
-            propagating_cancel: false,
-            abort: None,
+            name: static_name,
+            of_type,
+        });
+        let s = self.claim();
+        let shard = &self.shards[s];
+        let Some((index, slot)) = shard.slab.take_free() else {
+            // Four billion slots in one shard: not reachable before memory runs out.
+            shard.slab.release();
+            panic!("sundown: a shard of the task registry is full");
         };
-        let mut slots = self.lock(shard);
-        slots.live += 1;
-        let index = slots.take_free();
-        self.shards[shard].1.reset(index);
-        let generation = match slots.slot_mut(index) {
-            Some(slot) => {
-                slot.entry = Some(entry);
-                slot.generation
-            }
-            None => 0,
-        };
-        SlotKey {
-            index: NonZeroU32::MIN.saturating_add(index),
-            shard: shard as u16,
-            generation,
+        let flags = if owned.is_some() { slab::OWNED_NAME } else { 0 };
+        let generation = slot.fill(site, waits::coarse_now(), state_code(state), flags);
+        if let Some(n) = owned {
+            lock(&shard.names).insert(index, (generation, Cow::Owned(n)));
         }
-    }
-
-    fn with_entry<R>(&self, key: SlotKey, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        let mut slots = self.lock(key.shard as usize);
-        let slot = slots.slot_mut(key.slot())?;
-        if slot.generation != key.generation {
-            return None;
+        shard.slab.count_inserted();
+        Reserved {
+            registry: self,
+            key: SlotKey {
+                index: NonZeroU32::MIN.saturating_add(index),
+                shard: s as u16,
+                generation,
+            },
         }
-        slot.entry.as_mut().map(f)
-    }
-
-    pub(crate) fn set_abort(&self, key: SlotKey, handle: AbortHandle) {
-        self.with_entry(key, |e| e.abort = Some(handle));
     }
 
     pub(crate) fn mark_propagating_cancel(&self, key: SlotKey) {
-        self.with_entry(key, |e| e.propagating_cancel = true);
+        if let Some((_, slot)) = self.slot(key) {
+            slot.update(key.generation, |w| w | slab::PROPAGATING);
+        }
     }
 
     pub(crate) fn is_propagating_cancel(&self, key: SlotKey) -> bool {
-        self.with_entry(key, |e| e.propagating_cancel)
-            .unwrap_or(false)
+        self.slot(key)
+            .and_then(|(_, slot)| slot.word_of(key.generation))
+            .is_some_and(|w| w & slab::PROPAGATING != 0)
     }
 
     pub(crate) fn set_state(&self, key: SlotKey, state: TaskState) -> Option<TaskState> {
-        self.with_entry(key, |e| std::mem::replace(&mut e.state, state))
+        let (_, slot) = self.slot(key)?;
+        slot.update(key.generation, |w| slab::with_state(w, state_code(state)))
+            .map(state_of)
     }
 
-    /// Removes the entry and counts how it ended. Returns true when this left the
-    /// entry's shard with at most one task: a drain waits for zero tasks, or for one
-    /// when its caller is a task of the scope, and the total can only reach that on
-    /// such a removal, so only then is a waiting drain worth waking.
+    /// Removes the entry and counts how it ended; false when it was not live.
+    ///
+    /// The count is `SeqCst`, as is the drain's flag: a drain that starts while tasks
+    /// end either sees this one gone when it counts, or this removal sees the drain's
+    /// flag and wakes it (see `Shutdown::task_finished`).
     pub(crate) fn remove(&self, key: SlotKey, outcome: Outcome) -> bool {
-        let (emptied, abort) = {
-            let mut slots = self.lock(key.shard as usize);
-            let free = slots.free;
-            let Some(slot) = slots.slot_mut(key.slot()) else {
-                return false;
-            };
-            if slot.generation != key.generation {
-                return false;
-            }
-            let Some(entry) = slot.entry.take() else {
-                return false;
-            };
-            slot.generation = slot.generation.wrapping_add(1);
-            slot.next_free = free;
-            slots.free = key.slot();
-            slots.live -= 1;
-            let c = &mut slots.counters;
-            match outcome {
-                Outcome::Completed => c.completed += 1,
-                Outcome::Failed => c.failed += 1,
-                Outcome::Cancelled => c.cancelled += 1,
-            }
-            (slots.live <= 1, entry.abort)
+        let Some((shard, slot)) = self.slot(key) else {
+            return false;
         };
-        // The abort handle holds a reference to the task; release it outside the lock.
-        drop(abort);
-        emptied
+        let Some(word) = slot.retire(key.generation) else {
+            return false;
+        };
+        // The abort handle holds a reference to the task: released here.
+        drop(slot.abort.swap(None));
+        if word & slab::OWNED_NAME != 0 {
+            lock(&shard.names).remove(&key.slot());
+        }
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        lock(&shard.ids).remove(&key.slot());
+        let counts = shard.slab.counts();
+        match outcome {
+            Outcome::Completed => &counts.completed,
+            Outcome::Failed => &counts.failed,
+            Outcome::Cancelled => &counts.cancelled,
+        }
+        .fetch_add(1, Ordering::SeqCst);
+        shard.slab.push_remote(key.slot(), slot);
+        true
+    }
+
+    /// Whether the shard of `key` has at most one live entry: a drain waits for zero
+    /// tasks, or for one when its caller is a task of the scope, and the total can only
+    /// reach that when a removal leaves some shard so, so only then is a waiting drain
+    /// worth waking.
+    pub(crate) fn few_left_beside(&self, key: SlotKey) -> bool {
+        self.shards
+            .get(key.shard as usize)
+            .is_some_and(|s| s.slab.live_count() <= 1)
     }
 
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        for shard in 0..self.shards.len() {
-            let slots = self.lock(shard);
-            t.live += slots.live as u64;
-            t.completed += slots.counters.completed;
-            t.failed += slots.counters.failed;
-            t.cancelled += slots.counters.cancelled;
+        for shard in &self.shards[..] {
+            let c = shard.slab.counts();
+            t.live += shard.slab.live_count();
+            t.completed += c.completed.load(Ordering::SeqCst);
+            t.failed += c.failed.load(Ordering::SeqCst);
+            t.cancelled += c.cancelled.load(Ordering::SeqCst);
         }
         t
     }
 
     pub(crate) fn live(&self) -> usize {
-        (0..self.shards.len()).map(|s| self.lock(s).live).sum()
+        let live: u64 = self.shards.iter().map(|s| s.slab.live_count()).sum();
+        usize::try_from(live).unwrap_or(usize::MAX)
     }
 
     pub(crate) fn snapshot_one(&self, key: SlotKey) -> Option<TaskInfo> {
-        let mut slots = self.lock(key.shard as usize);
-        let slot = slots.slot_mut(key.slot())?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        let e = slot.entry.as_ref()?;
-        Some(self.info(key.shard as usize, key.slot(), key.generation, e))
+        let (_, slot) = self.slot(key)?;
+        let read = slot.read()?;
+        (slab::generation(read.word) == key.generation)
+            .then(|| self.info(&Sites::read(), key.shard as usize, key.slot(), &read))
     }
 
     pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
-        for shard in 0..self.shards.len() {
-            let slots = self.lock(shard);
-            out.extend(slots.slots().enumerate().filter_map(|(i, s)| {
-                let e = s.entry.as_ref()?;
-                Some(self.info(shard, i as u32, s.generation, e))
-            }));
+        let sites = Sites::read();
+        for (s, shard) in self.shards.iter().enumerate() {
+            out.extend(
+                shard
+                    .slab
+                    .live()
+                    .map(|(index, _, read)| self.info(&sites, s, index, &read)),
+            );
         }
     }
 
@@ -798,27 +791,25 @@ impl Registry {
     pub(crate) fn oldest_into(&self, n: usize, out: &mut Vec<TaskInfo>) -> usize {
         use std::collections::BinaryHeap;
         // Max-heap on the start time: its top is the youngest of the oldest `n`.
-        let mut heap: BinaryHeap<(u32, u16, u32)> = BinaryHeap::with_capacity(n + 1);
+        let mut heap: BinaryHeap<(u32, u16, u32, u16)> = BinaryHeap::with_capacity(n + 1);
         let mut live = 0;
-        for shard in 0..self.shards.len() {
-            let slots = self.lock(shard);
-            live += slots.live;
-            for (index, slot) in slots.slots().enumerate() {
-                if let Some(e) = &slot.entry {
-                    heap.push((e.started, shard as u16, index as u32));
-                    if heap.len() > n {
-                        heap.pop();
-                    }
+        for (s, shard) in self.shards.iter().enumerate() {
+            for (index, _, read) in shard.slab.live() {
+                live += 1;
+                heap.push((read.started, s as u16, index, slab::generation(read.word)));
+                if heap.len() > n {
+                    heap.pop();
                 }
             }
         }
-        for (_, shard, index) in heap {
-            let slots = self.lock(shard as usize);
-            let i = index as usize;
-            if let Some(slot) = slots.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
-                && let Some(e) = &slot.entry
-            {
-                out.push(self.info(shard as usize, index, slot.generation, e));
+        let sites = Sites::read();
+        for (_, s, index, generation) in heap {
+            let read = self.shards[s as usize]
+                .slab
+                .slot(index)
+                .and_then(|slot| slot.read());
+            if let Some(read) = read.filter(|r| slab::generation(r.word) == generation) {
+                out.push(self.info(&sites, s as usize, index, &read));
             }
         }
         live
@@ -826,43 +817,41 @@ impl Registry {
 
     /// Whether `key` names a live entry of this registry.
     pub(crate) fn is_live(&self, key: SlotKey) -> bool {
-        self.with_entry(key, |_| ()).is_some()
+        self.slot(key)
+            .is_some_and(|(_, slot)| slot.word_of(key.generation).is_some())
     }
 
     /// Aborts every live task that has an abort handle, except `spare`; returns how
-    /// many.
+    /// many. The handles are taken out of their slots: aborting is for good.
     pub(crate) fn abort_all(&self, spare: Option<SlotKey>) -> usize {
-        let mut handles = Vec::new();
-        for shard in 0..self.shards.len() {
-            let slots = self.lock(shard);
-            for (index, slot) in slots.slots().enumerate() {
+        let mut aborted = 0;
+        for (s, shard) in self.shards.iter().enumerate() {
+            for (index, slot, read) in shard.slab.live() {
                 let this = SlotKey {
-                    index: NonZeroU32::MIN.saturating_add(index as u32),
-                    shard: shard as u16,
-                    generation: slot.generation,
+                    index: NonZeroU32::MIN.saturating_add(index),
+                    shard: s as u16,
+                    generation: slab::generation(read.word),
                 };
                 if Some(this) == spare {
                     continue;
                 }
-                handles.extend(slot.entry.as_ref().and_then(|e| e.abort.clone()));
+                if let Some(handle) = slot.abort.swap(None) {
+                    handle.abort();
+                    aborted += 1;
+                }
             }
         }
-        // Abort outside the locks: aborting may drop a future that removes its entry.
-        for h in &handles {
-            h.abort();
-        }
-        handles.len()
+        aborted
     }
 
     /// Sets the state of every task still present (blocking: it did not stop when
     /// aborted).
     pub(crate) fn mark_all(&self, state: TaskState) {
-        for shard in 0..self.shards.len() {
-            let mut slots = self.lock(shard);
-            for slot in slots.slots_mut() {
-                if let Some(e) = slot.entry.as_mut() {
-                    e.state = state;
-                }
+        for shard in &self.shards[..] {
+            for (_, slot, read) in shard.slab.live() {
+                slot.update(slab::generation(read.word), |w| {
+                    slab::with_state(w, state_code(state))
+                });
             }
         }
     }
@@ -876,25 +865,32 @@ mod tests {
     fn insert_remove_counts_and_reuses_slots() {
         let r = Registry::new();
         let loc = Location::caller();
-        let a = r.insert(TaskName::Given("a".into()), loc, TaskState::Running);
-        let b = r.insert(TaskName::Given("b".into()), loc, TaskState::Running);
-        let d = r.insert(TaskName::Given("d".into()), loc, TaskState::Running);
+        let a = r
+            .insert(TaskName::Given("a".into()), loc, TaskState::Running)
+            .key();
+        let b = r
+            .insert(TaskName::Given("b".into()), loc, TaskState::Running)
+            .key();
+        let d = r
+            .insert(TaskName::Given("d".into()), loc, TaskState::Running)
+            .key();
         assert_eq!(r.live(), 3);
         assert_eq!(
             (a.shard, b.shard),
             (d.shard, d.shard),
             "one thread, one shard"
         );
+        assert!(r.remove(d, Outcome::Completed));
+        assert!(!r.few_left_beside(d), "two left: no drain to wake");
+        assert!(r.remove(a, Outcome::Completed));
         assert!(
-            !r.remove(d, Outcome::Completed),
-            "two left: no drain to wake"
-        );
-        assert!(
-            r.remove(a, Outcome::Completed),
+            r.few_left_beside(a),
             "one left, maybe a drain's caller: wake"
         );
         assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
-        let c = r.insert(TaskName::Given("c".into()), loc, TaskState::Running);
+        let c = r
+            .insert(TaskName::Given("c".into()), loc, TaskState::Running)
+            .key();
         assert_eq!((c.shard, c.slot()), (a.shard, a.slot()), "slot reused");
         assert_ne!(c.generation, a.generation, "with a new generation");
         assert_eq!(
@@ -903,10 +899,8 @@ mod tests {
             "stale key ignored"
         );
         r.remove(b, Outcome::Failed);
-        assert!(
-            r.remove(c, Outcome::Cancelled),
-            "the last removal empties the shard"
-        );
+        assert!(r.remove(c, Outcome::Cancelled));
+        assert_eq!(r.live(), 0, "the last removal empties the shard");
         let t = r.totals();
         assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 2, 1, 1));
     }
@@ -916,14 +910,20 @@ mod tests {
         // Same name, same line, same coarse start: still two tasks.
         let r = Registry::new();
         let loc = Location::caller();
-        let a = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
-        let b = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
+        let a = r
+            .insert(TaskName::Given("twin".into()), loc, TaskState::Running)
+            .key();
+        let b = r
+            .insert(TaskName::Given("twin".into()), loc, TaskState::Running)
+            .key();
         let (ta, tb) = (r.snapshot_one(a).unwrap(), r.snapshot_one(b).unwrap());
         assert_eq!(ta.started(), tb.started(), "one tick of the coarse clock");
         assert!(!ta.same_task(&tb));
         assert!(ta.same_task(&r.snapshot_one(a).unwrap()));
         r.remove(a, Outcome::Completed);
-        let c = r.insert(TaskName::Given("twin".into()), loc, TaskState::Running);
+        let c = r
+            .insert(TaskName::Given("twin".into()), loc, TaskState::Running)
+            .key();
         assert!(
             !ta.same_task(&r.snapshot_one(c).unwrap()),
             "a reused slot is another task"
@@ -950,11 +950,13 @@ mod tests {
     #[test]
     fn snapshot_sees_states() {
         let r = Registry::new();
-        let k = r.insert(
-            TaskName::Given("x".into()),
-            Location::caller(),
-            TaskState::Running,
-        );
+        let k = r
+            .insert(
+                TaskName::Given("x".into()),
+                Location::caller(),
+                TaskState::Running,
+            )
+            .key();
         r.set_state(k, TaskState::CleaningUp);
         let mut v = Vec::new();
         r.snapshot_into(&mut v);

@@ -1,0 +1,389 @@
+//! The registry's storage: shards of slots written without a lock.
+//!
+//! Every field of a slot is an atomic, so a spawn, a task's end and a snapshot never
+//! wait for one another:
+//!
+//! - **One spawning thread per shard at a time.** A spawn *claims* a shard (one
+//!   compare-and-swap on a flag only spawners touch, normally the same thread's, so the
+//!   line stays in its cache), takes a free slot from the shard's own free list, fills
+//!   the slot and publishes it with one release store of its *word* (generation, live
+//!   bit, state). The claim is held until the task's abort handle is stored, so the
+//!   slot cannot be reused under the spawner's feet.
+//! - **Any thread ends a task.** Removal retires the word (live bit off, generation
+//!   advanced) with one compare-and-swap, takes the abort handle, counts the outcome and
+//!   pushes the slot onto the shard's *remote* free list (a stack of slot indices that
+//!   only grows by pushes and is emptied whole, so it has no ABA problem). The claimant
+//!   takes that whole list when its own is empty.
+//! - **Snapshots read like a sequence lock.** A reader loads the word, the fields, then
+//!   the word again, and keeps the slot only when the same generation was live both
+//!   times: a task alive for the whole snapshot is always in it, and a slot being reused
+//!   meanwhile is skipped, never shown half-written.
+//! - **Slots never move.** A shard's slots live in pages that double in size (32, 64,
+//!   128, … slots), each allocated once by the claimant and found through a `OnceLock`.
+//!
+//! The abort handle is the one field that is not a number: it sits in an
+//! `AtomicCell<Option<AbortHandle>>`, which for a pointer-sized value is a plain atomic
+//! swap (checked by a test), taken out whole by whoever needs it.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+
+use crossbeam_utils::atomic::AtomicCell;
+use tokio::task::AbortHandle;
+
+/// No slot: the end of a free list.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// Slots in the first page; page `p` holds `FIRST << p`.
+const FIRST: usize = 32;
+const FIRST_BITS: u32 = FIRST.trailing_zeros();
+/// Enough pages for every `u32` index.
+const PAGES: usize = 28;
+
+// The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
+// name is owned (kept in the shard's name table), bits 16–31 the generation.
+pub(super) const LIVE: u64 = 1;
+const STATE_SHIFT: u32 = 1;
+const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
+pub(super) const PROPAGATING: u64 = 1 << 3;
+pub(super) const OWNED_NAME: u64 = 1 << 4;
+const GEN_SHIFT: u32 = 16;
+
+pub(super) fn generation(word: u64) -> u16 {
+    (word >> GEN_SHIFT) as u16
+}
+
+pub(super) fn state_bits(word: u64) -> u8 {
+    ((word & STATE_MASK) >> STATE_SHIFT) as u8
+}
+
+pub(super) fn with_state(word: u64, state: u8) -> u64 {
+    (word & !STATE_MASK) | ((u64::from(state) << STATE_SHIFT) & STATE_MASK)
+}
+
+pub(super) fn live_word(generation: u16, state: u8, flags: u64) -> u64 {
+    with_state(
+        (u64::from(generation) << GEN_SHIFT) | LIVE | (flags & (PROPAGATING | OWNED_NAME)),
+        state,
+    )
+}
+
+fn retired_word(generation: u16) -> u64 {
+    u64::from(generation) << GEN_SHIFT
+}
+
+/// One task's entry. 40 bytes.
+pub(super) struct Slot {
+    pub(super) word: AtomicU64,
+    /// The await chain the task is pending on (written by the task itself).
+    pub(super) chain: AtomicU64,
+    pub(super) abort: AtomicCell<Option<AbortHandle>>,
+    /// The interned spawn site.
+    pub(super) site: AtomicU32,
+    /// Spawn time on the coarse clock.
+    pub(super) started: AtomicU32,
+    /// When the current poll began on the coarse clock, or 0 (written by the task).
+    pub(super) poll: AtomicU32,
+    /// The next slot of the free list this one is on.
+    next: AtomicU32,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            word: AtomicU64::new(0),
+            chain: AtomicU64::new(0),
+            abort: AtomicCell::new(None),
+            site: AtomicU32::new(0),
+            started: AtomicU32::new(0),
+            poll: AtomicU32::new(0),
+            next: AtomicU32::new(NIL),
+        }
+    }
+}
+
+/// What a reader copied out of a live slot.
+#[derive(Clone, Copy)]
+pub(super) struct Read {
+    pub(super) word: u64,
+    pub(super) site: u32,
+    pub(super) started: u32,
+    pub(super) chain: u64,
+    pub(super) poll: u32,
+}
+
+/// Outcome counters, written by whichever thread ends a task (`SeqCst`: see
+/// [`Registry::remove`](super::Registry::remove)).
+#[derive(Default)]
+pub(super) struct Counts {
+    pub(super) completed: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) cancelled: AtomicU64,
+}
+
+impl Counts {
+    fn ended(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst)
+            + self.failed.load(Ordering::SeqCst)
+            + self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+// What the claimant writes, and what the ending threads write, on separate lines.
+#[repr(align(128))]
+struct OwnerSide {
+    claimed: AtomicBool,
+    /// Head of the claimant's free list.
+    free: AtomicU32,
+    /// Slots handed out so far (indices below it exist).
+    used: AtomicU32,
+    /// Entries ever filled: the live count is this minus the ended ones, so a spawn
+    /// writes no line that the ending threads write.
+    inserted: AtomicU64,
+}
+
+#[repr(align(128))]
+struct EndingSide {
+    /// Head of the list of slots freed by other threads.
+    remote: AtomicU32,
+    counts: Counts,
+}
+
+pub(super) struct Shard {
+    owner: OwnerSide,
+    ending: EndingSide,
+    pages: [OnceLock<Box<[Slot]>>; PAGES],
+}
+
+/// `index` → (page, offset in it).
+#[inline]
+fn locate(index: u32) -> (usize, usize) {
+    let j = index as usize + FIRST;
+    let page = (usize::BITS - 1 - j.leading_zeros() - FIRST_BITS) as usize;
+    (page, j - (FIRST << page))
+}
+
+impl Shard {
+    pub(super) fn new() -> Self {
+        Shard {
+            owner: OwnerSide {
+                claimed: AtomicBool::new(false),
+                free: AtomicU32::new(NIL),
+                used: AtomicU32::new(0),
+                inserted: AtomicU64::new(0),
+            },
+            ending: EndingSide {
+                remote: AtomicU32::new(NIL),
+                counts: Counts::default(),
+            },
+            pages: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    #[inline]
+    pub(super) fn slot(&self, index: u32) -> Option<&Slot> {
+        let (page, offset) = locate(index);
+        self.pages.get(page)?.get()?.get(offset)
+    }
+
+    pub(super) fn counts(&self) -> &Counts {
+        &self.ending.counts
+    }
+
+    /// Counts a filled entry (the caller holds the claim).
+    #[inline]
+    pub(super) fn count_inserted(&self) {
+        let n = self.owner.inserted.load(Ordering::Relaxed);
+        self.owner.inserted.store(n + 1, Ordering::Release);
+    }
+
+    /// Entries alive: the ended ones are read first, so every entry they count was
+    /// counted as inserted by then, and the difference is never negative.
+    pub(super) fn live_count(&self) -> u64 {
+        let ended = self.ending.counts.ended();
+        self.owner
+            .inserted
+            .load(Ordering::Acquire)
+            .saturating_sub(ended)
+    }
+
+    /// Tries to become this shard's one spawning thread.
+    #[inline]
+    pub(super) fn try_claim(&self) -> bool {
+        self.owner
+            .claimed
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    pub(super) fn release(&self) {
+        self.owner.claimed.store(false, Ordering::Release);
+    }
+
+    /// A free slot and its index; the caller holds the claim.
+    pub(super) fn take_free(&self) -> Option<(u32, &Slot)> {
+        let mut head = self.owner.free.load(Ordering::Relaxed);
+        if head == NIL {
+            // The slots other threads freed, all at once.
+            head = self.ending.remote.swap(NIL, Ordering::Acquire);
+        }
+        if head != NIL {
+            let slot = self.slot(head)?;
+            self.owner
+                .free
+                .store(slot.next.load(Ordering::Relaxed), Ordering::Relaxed);
+            return Some((head, slot));
+        }
+        let index = self.owner.used.load(Ordering::Relaxed);
+        if index == NIL {
+            return None;
+        }
+        let (page, offset) = locate(index);
+        let slots = self
+            .pages
+            .get(page)?
+            .get_or_init(|| (0..FIRST << page).map(|_| Slot::new()).collect());
+        self.owner.used.store(index + 1, Ordering::Release);
+        Some((index, slots.get(offset)?))
+    }
+
+    /// Pushes a retired slot onto the remote free list (any thread).
+    pub(super) fn push_remote(&self, index: u32, slot: &Slot) {
+        let mut head = self.ending.remote.load(Ordering::Relaxed);
+        loop {
+            slot.next.store(head, Ordering::Relaxed);
+            match self.ending.remote.compare_exchange_weak(
+                head,
+                index,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// The live slots, each read consistently (see the module docs).
+    pub(super) fn live(&self) -> impl Iterator<Item = (u32, &Slot, Read)> {
+        let used = self.owner.used.load(Ordering::Acquire);
+        (0..used).filter_map(move |i| {
+            let slot = self.slot(i)?;
+            Some((i, slot, slot.read()?))
+        })
+    }
+}
+
+impl Slot {
+    /// The slot's fields if it is live, read as one (a sequence-lock read).
+    pub(super) fn read(&self) -> Option<Read> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & LIVE == 0 {
+            return None;
+        }
+        let read = Read {
+            word,
+            site: self.site.load(Ordering::Relaxed),
+            started: self.started.load(Ordering::Relaxed),
+            chain: self.chain.load(Ordering::Relaxed),
+            poll: self.poll.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        let again = self.word.load(Ordering::Relaxed);
+        (again & LIVE != 0 && generation(again) == generation(word)).then_some(Read {
+            // The state may have changed in between: the later one.
+            word: again,
+            ..read
+        })
+    }
+
+    /// Fills a free slot for a new task and publishes it; returns its generation.
+    pub(super) fn fill(&self, site: u32, started: u32, state: u8, flags: u64) -> u16 {
+        let generation = generation(self.word.load(Ordering::Relaxed));
+        self.site.store(site, Ordering::Relaxed);
+        self.started.store(started, Ordering::Relaxed);
+        self.chain.store(0, Ordering::Relaxed);
+        self.poll.store(0, Ordering::Relaxed);
+        self.word
+            .store(live_word(generation, state, flags), Ordering::Release);
+        generation
+    }
+
+    /// Changes the word of the live entry `generation`; `None` when it is gone.
+    pub(super) fn update(&self, generation_: u16, f: impl Fn(u64) -> u64) -> Option<u64> {
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+                (w & LIVE != 0 && generation(w) == generation_).then(|| f(w))
+            })
+            .ok()
+    }
+
+    /// The live entry's word, if `generation` is live.
+    pub(super) fn word_of(&self, generation_: u16) -> Option<u64> {
+        let w = self.word.load(Ordering::Acquire);
+        (w & LIVE != 0 && generation(w) == generation_).then_some(w)
+    }
+
+    /// Retires the live entry `generation`: returns its last word, or `None` when it
+    /// was not live.
+    pub(super) fn retire(&self, generation_: u16) -> Option<u64> {
+        let next = retired_word(generation_.wrapping_add(1));
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+                (w & LIVE != 0 && generation(w) == generation_).then_some(next)
+            })
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_double_and_cover_every_index() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(31), (0, 31));
+        assert_eq!(locate(32), (1, 0));
+        assert_eq!(locate(95), (1, 63));
+        assert_eq!(locate(96), (2, 0));
+        let (page, offset) = locate(NIL - 1);
+        assert!(page < PAGES && offset < FIRST << page);
+    }
+
+    #[test]
+    fn a_slot_is_forty_bytes_and_its_abort_cell_a_plain_atomic() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+        assert!(AtomicCell::<Option<AbortHandle>>::is_lock_free());
+    }
+
+    #[test]
+    fn words_keep_state_flags_and_generation_apart() {
+        let w = live_word(7, 3, PROPAGATING | OWNED_NAME);
+        assert_eq!((generation(w), state_bits(w)), (7, 3));
+        assert_ne!(w & LIVE, 0);
+        assert_eq!(state_bits(with_state(w, 1)), 1);
+        assert_eq!(generation(with_state(w, 1)), 7);
+        assert_eq!(generation(retired_word(u16::MAX.wrapping_add(1))), 0);
+    }
+
+    #[test]
+    fn free_lists_hand_slots_back() {
+        let s = Shard::new();
+        assert!(s.try_claim());
+        assert!(!s.try_claim(), "one claimant at a time");
+        let (a, sa) = s.take_free().unwrap();
+        let (b, _) = s.take_free().unwrap();
+        assert_eq!((a, b), (0, 1));
+        let g = sa.fill(0, 0, 0, 0);
+        assert!(sa.retire(g).is_some());
+        assert!(sa.retire(g).is_none(), "retired once");
+        s.push_remote(a, sa);
+        let (c, sc) = s.take_free().unwrap();
+        assert_eq!(c, a, "the remote list is taken when the own list is empty");
+        assert_eq!(sc.fill(0, 0, 0, 0), g.wrapping_add(1));
+        s.release();
+        assert!(s.try_claim());
+    }
+}

@@ -473,7 +473,7 @@ struct Shard {
 /// dropped (after [`set_abort`](Reserved::set_abort), or at once when there is no task
 /// to abort), no other spawn can reuse the slot even if the task has already ended.
 pub(crate) struct Reserved<'a> {
-    registry: &'a Registry,
+    shard: &'a Shard,
     key: SlotKey,
 }
 
@@ -485,13 +485,11 @@ impl Reserved<'_> {
     /// Stores the task's abort handle in its slot (one atomic swap). A task that has
     /// already ended gets its handle released here instead.
     pub(crate) fn set_abort(self, handle: AbortHandle) {
-        let Some((shard, slot)) = self.registry.slot(self.key) else {
+        let Some(slot) = self.shard.slab.slot(self.key.slot()) else {
             return;
         };
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
-        lock(&shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
-        #[cfg(not(all(tokio_unstable, feature = "taskdump", target_os = "linux")))]
-        let _ = shard;
+        lock(&self.shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
         drop(slot.abort.swap(Some(handle)));
         if slot.word_of(self.key.generation).is_none() {
             // It ended before its handle was stored: the removal found no handle, so
@@ -504,9 +502,7 @@ impl Reserved<'_> {
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
-        if let Some(shard) = self.registry.shards.get(self.key.shard as usize) {
-            shard.slab.release();
-        }
+        self.shard.slab.release();
     }
 }
 
@@ -683,7 +679,7 @@ impl Registry {
         }
         shard.slab.count_inserted();
         Reserved {
-            registry: self,
+            shard,
             key: SlotKey {
                 index: NonZeroU32::MIN.saturating_add(index),
                 shard: s as u16,

@@ -329,11 +329,19 @@ impl Slot {
     /// was not live.
     pub(super) fn retire(&self, generation_: u16) -> Option<u64> {
         let next = retired_word(generation_.wrapping_add(1));
-        self.word
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
-                (w & LIVE != 0 && generation(w) == generation_).then_some(next)
-            })
-            .ok()
+        // First guess the usual word (running, no flags): one compare-and-swap, with no
+        // load before it to fetch the line in shared state first.
+        let mut word = live_word(generation_, 0, 0);
+        loop {
+            match self
+                .word
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(w) => return Some(w),
+                Err(now) if now & LIVE != 0 && generation(now) == generation_ => word = now,
+                Err(_) => return None,
+            }
+        }
     }
 }
 

@@ -506,6 +506,23 @@ impl Drop for Reserved<'_> {
     }
 }
 
+/// An entry just removed, from the shard it left.
+pub(crate) struct Removed<'a> {
+    shard: &'a Shard,
+    /// The shard's ended entries, this one included.
+    ended: u64,
+}
+
+impl Removed<'_> {
+    /// Whether the shard was left with at most one live entry: a drain waits for zero
+    /// tasks, or for one when its caller is a task of the scope, and the total can only
+    /// reach that when a removal leaves some shard so, so only then is a waiting drain
+    /// worth waking.
+    pub(crate) fn few_left(&self) -> bool {
+        self.shard.slab.inserted().saturating_sub(self.ended) <= 1
+    }
+}
+
 /// Totals across the shards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
@@ -706,18 +723,14 @@ impl Registry {
             .map(state_of)
     }
 
-    /// Removes the entry and counts how it ended; false when it was not live.
+    /// Removes the entry and counts how it ended; `None` when it was not live.
     ///
     /// The count is `SeqCst`, as is the drain's flag: a drain that starts while tasks
     /// end either sees this one gone when it counts, or this removal sees the drain's
     /// flag and wakes it (see `Shutdown::task_finished`).
-    pub(crate) fn remove(&self, key: SlotKey, outcome: Outcome) -> bool {
-        let Some((shard, slot)) = self.slot(key) else {
-            return false;
-        };
-        let Some(word) = slot.retire(key.generation) else {
-            return false;
-        };
+    pub(crate) fn remove(&self, key: SlotKey, outcome: Outcome) -> Option<Removed<'_>> {
+        let (shard, slot) = self.slot(key)?;
+        let word = slot.retire(key.generation)?;
         // The abort handle holds a reference to the task: released here.
         drop(slot.abort.swap(None));
         if word & slab::OWNED_NAME != 0 {
@@ -725,35 +738,23 @@ impl Registry {
         }
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         lock(&shard.ids).remove(&key.slot());
-        let counts = shard.slab.counts();
-        match outcome {
-            Outcome::Completed => &counts.completed,
-            Outcome::Failed => &counts.failed,
-            Outcome::Cancelled => &counts.cancelled,
-        }
-        .fetch_add(1, Ordering::SeqCst);
+        let ended = shard
+            .slab
+            .count_ended(outcome == Outcome::Failed, outcome == Outcome::Cancelled);
         shard.slab.push_remote(key.slot(), slot);
-        true
-    }
-
-    /// Whether the shard of `key` has at most one live entry: a drain waits for zero
-    /// tasks, or for one when its caller is a task of the scope, and the total can only
-    /// reach that when a removal leaves some shard so, so only then is a waiting drain
-    /// worth waking.
-    pub(crate) fn few_left_beside(&self, key: SlotKey) -> bool {
-        self.shards
-            .get(key.shard as usize)
-            .is_some_and(|s| s.slab.live_count() <= 1)
+        Some(Removed { shard, ended })
     }
 
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for shard in &self.shards[..] {
-            let c = shard.slab.counts();
-            t.live += shard.slab.live_count();
-            t.completed += c.completed.load(Ordering::SeqCst);
-            t.failed += c.failed.load(Ordering::SeqCst);
-            t.cancelled += c.cancelled.load(Ordering::SeqCst);
+            let c = shard.slab.counted();
+            t.add(&Totals {
+                live: c.live,
+                completed: c.completed,
+                failed: c.failed,
+                cancelled: c.cancelled,
+            });
         }
         t
     }
@@ -876,14 +877,14 @@ mod tests {
             (d.shard, d.shard),
             "one thread, one shard"
         );
-        assert!(r.remove(d, Outcome::Completed));
-        assert!(!r.few_left_beside(d), "two left: no drain to wake");
-        assert!(r.remove(a, Outcome::Completed));
+        let removed = r.remove(d, Outcome::Completed).unwrap();
+        assert!(!removed.few_left(), "two left: no drain to wake");
+        let removed = r.remove(a, Outcome::Completed).unwrap();
+        assert!(removed.few_left(), "one left, maybe a drain's caller: wake");
         assert!(
-            r.few_left_beside(a),
-            "one left, maybe a drain's caller: wake"
+            r.remove(a, Outcome::Completed).is_none(),
+            "a key is removed once"
         );
-        assert!(!r.remove(a, Outcome::Completed), "a key is removed once");
         let c = r
             .insert(TaskName::Given("c".into()), loc, TaskState::Running)
             .key();
@@ -895,7 +896,7 @@ mod tests {
             "stale key ignored"
         );
         r.remove(b, Outcome::Failed);
-        assert!(r.remove(c, Outcome::Cancelled));
+        assert!(r.remove(c, Outcome::Cancelled).is_some());
         assert_eq!(r.live(), 0, "the last removal empties the shard");
         let t = r.totals();
         assert_eq!((t.live, t.completed, t.failed, t.cancelled), (0, 2, 1, 1));

@@ -112,21 +112,23 @@ pub(super) struct Read {
     pub(super) poll: u32,
 }
 
-/// Outcome counters, written by whichever thread ends a task (`SeqCst`: see
-/// [`Registry::remove`](super::Registry::remove)).
+/// How many entries ended, written by whichever thread ends a task: one count of all
+/// (`SeqCst`: see [`Registry::remove`](super::Registry::remove)), and the failed and
+/// cancelled ones apart (counted first, so the completed ones, the rest, are never
+/// over-counted while a task is ending).
 #[derive(Default)]
 pub(super) struct Counts {
-    pub(super) completed: AtomicU64,
-    pub(super) failed: AtomicU64,
-    pub(super) cancelled: AtomicU64,
+    ended: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
 }
 
-impl Counts {
-    fn ended(&self) -> u64 {
-        self.completed.load(Ordering::SeqCst)
-            + self.failed.load(Ordering::SeqCst)
-            + self.cancelled.load(Ordering::SeqCst)
-    }
+/// A shard's counts, read at one moment.
+pub(super) struct Counted {
+    pub(super) live: u64,
+    pub(super) completed: u64,
+    pub(super) failed: u64,
+    pub(super) cancelled: u64,
 }
 
 // What the claimant writes, and what the ending threads write, on separate lines.
@@ -186,8 +188,33 @@ impl Shard {
         self.pages.get(page)?.get()?.get(offset)
     }
 
-    pub(super) fn counts(&self) -> &Counts {
-        &self.ending.counts
+    /// Counts an ended entry (`failed` or `cancelled`, else completed); returns how
+    /// many entries the shard has ended, this one included.
+    pub(super) fn count_ended(&self, failed: bool, cancelled: bool) -> u64 {
+        let c = &self.ending.counts;
+        if failed {
+            c.failed.fetch_add(1, Ordering::Release);
+        } else if cancelled {
+            c.cancelled.fetch_add(1, Ordering::Release);
+        }
+        c.ended.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(super) fn inserted(&self) -> u64 {
+        self.owner.inserted.load(Ordering::Acquire)
+    }
+
+    pub(super) fn counted(&self) -> Counted {
+        let c = &self.ending.counts;
+        let ended = c.ended.load(Ordering::SeqCst);
+        let failed = c.failed.load(Ordering::Acquire);
+        let cancelled = c.cancelled.load(Ordering::Acquire);
+        Counted {
+            live: self.inserted().saturating_sub(ended),
+            completed: ended.saturating_sub(failed + cancelled),
+            failed,
+            cancelled,
+        }
     }
 
     /// Counts a filled entry (the caller holds the claim).
@@ -200,11 +227,8 @@ impl Shard {
     /// Entries alive: the ended ones are read first, so every entry they count was
     /// counted as inserted by then, and the difference is never negative.
     pub(super) fn live_count(&self) -> u64 {
-        let ended = self.ending.counts.ended();
-        self.owner
-            .inserted
-            .load(Ordering::Acquire)
-            .saturating_sub(ended)
+        let ended = self.ending.counts.ended.load(Ordering::SeqCst);
+        self.inserted().saturating_sub(ended)
     }
 
     /// Tries to become this shard's one spawning thread.

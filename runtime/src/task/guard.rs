@@ -226,8 +226,8 @@ impl Drop for TaskGuard {
         let scope = self.scope();
         let registry = scope.registry();
         let key = self.key();
-        if registry.remove(key, self.outcome()) {
-            scope.task_finished(|| registry.few_left_beside(key));
+        if let Some(removed) = registry.remove(key, self.outcome()) {
+            scope.task_finished(|| removed.few_left());
         }
     }
 }

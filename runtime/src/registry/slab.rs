@@ -18,8 +18,12 @@
 //!   the word again, and keeps the slot only when the same generation was live both
 //!   times: a task alive for the whole snapshot is always in it, and a slot being reused
 //!   meanwhile is skipped, never shown half-written.
-//! - **Slots never move.** A shard's slots live in pages that double in size (32, 64,
-//!   128, … slots), each allocated once by the claimant and found through a `OnceLock`.
+//! - **Slots never move.** A shard's slots live in chunks of 128 (5 KiB), each
+//!   allocated once by the claimant when the shard first needs it, and found through a
+//!   directory of `OnceLock`s in pages that double in size (1, 2, 4, … chunks). No spawn
+//!   allocates more than one chunk and, once per doubling, one directory page (the first
+//!   version doubled the slot pages themselves: the spawn that crossed a million live
+//!   tasks initialised 40 MB).
 //!
 //! The abort handle is the one field that is not a number: it sits in an
 //! `AtomicCell<Option<AbortHandle>>`, which for a pointer-sized value is a plain atomic
@@ -34,11 +38,11 @@ use tokio::task::AbortHandle;
 /// No slot: the end of a free list.
 pub(super) const NIL: u32 = u32::MAX;
 
-/// Slots in the first page; page `p` holds `FIRST << p`.
-const FIRST: usize = 32;
-const FIRST_BITS: u32 = FIRST.trailing_zeros();
-/// Enough pages for every `u32` index.
-const PAGES: usize = 28;
+/// Slots in a chunk.
+const CHUNK: usize = 128;
+const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
+/// Directory page `p` holds `1 << p` chunks; enough pages for every `u32` index.
+const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
 
 // The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
 // name is owned (kept in the shard's name table), bits 16–31 the generation.
@@ -154,15 +158,15 @@ struct EndingSide {
 pub(super) struct Shard {
     owner: OwnerSide,
     ending: EndingSide,
-    pages: [OnceLock<Box<[Slot]>>; PAGES],
+    directory: [OnceLock<Box<[OnceLock<Box<[Slot]>>]>>; DIR_PAGES],
 }
 
-/// `index` → (page, offset in it).
+/// `index` → (directory page, chunk in it, slot in the chunk).
 #[inline]
-fn locate(index: u32) -> (usize, usize) {
-    let j = index as usize + FIRST;
-    let page = (usize::BITS - 1 - j.leading_zeros() - FIRST_BITS) as usize;
-    (page, j - (FIRST << page))
+fn locate(index: u32) -> (usize, usize, usize) {
+    let chunk = (index as usize >> CHUNK_BITS) + 1;
+    let page = (usize::BITS - 1 - chunk.leading_zeros()) as usize;
+    (page, chunk - (1 << page), index as usize & (CHUNK - 1))
 }
 
 impl Shard {
@@ -178,14 +182,19 @@ impl Shard {
                 remote: AtomicU32::new(NIL),
                 counts: Counts::default(),
             },
-            pages: std::array::from_fn(|_| OnceLock::new()),
+            directory: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
     #[inline]
     pub(super) fn slot(&self, index: u32) -> Option<&Slot> {
-        let (page, offset) = locate(index);
-        self.pages.get(page)?.get()?.get(offset)
+        let (page, chunk, offset) = locate(index);
+        self.directory
+            .get(page)?
+            .get()?
+            .get(chunk)?
+            .get()?
+            .get(offset)
     }
 
     /// Counts an ended entry (`failed` or `cancelled`, else completed); returns how
@@ -263,11 +272,13 @@ impl Shard {
         if index == NIL {
             return None;
         }
-        let (page, offset) = locate(index);
+        let (page, chunk, offset) = locate(index);
         let slots = self
-            .pages
+            .directory
             .get(page)?
-            .get_or_init(|| (0..FIRST << page).map(|_| Slot::new()).collect());
+            .get_or_init(|| (0..1usize << page).map(|_| OnceLock::new()).collect())
+            .get(chunk)?
+            .get_or_init(|| (0..CHUNK).map(|_| Slot::new()).collect());
         self.owner.used.store(index + 1, Ordering::Release);
         Some((index, slots.get(offset)?))
     }
@@ -374,14 +385,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_double_and_cover_every_index() {
-        assert_eq!(locate(0), (0, 0));
-        assert_eq!(locate(31), (0, 31));
-        assert_eq!(locate(32), (1, 0));
-        assert_eq!(locate(95), (1, 63));
-        assert_eq!(locate(96), (2, 0));
-        let (page, offset) = locate(NIL - 1);
-        assert!(page < PAGES && offset < FIRST << page);
+    fn directory_pages_double_and_cover_every_index() {
+        assert_eq!(locate(0), (0, 0, 0));
+        assert_eq!(locate(127), (0, 0, 127));
+        assert_eq!(locate(128), (1, 0, 0));
+        assert_eq!(locate(3 * 128 - 1), (1, 1, 127));
+        assert_eq!(locate(3 * 128), (2, 0, 0));
+        let (page, chunk, offset) = locate(NIL - 1);
+        assert!(page < DIR_PAGES && chunk < 1 << page && offset < CHUNK);
     }
 
     #[test]

@@ -158,8 +158,11 @@ struct EndingSide {
 pub(super) struct Shard {
     owner: OwnerSide,
     ending: EndingSide,
-    directory: [OnceLock<Box<[OnceLock<Box<[Slot]>>]>>; DIR_PAGES],
+    directory: [OnceLock<DirectoryPage>; DIR_PAGES],
 }
+
+/// One page of the directory: a `OnceLock` per chunk.
+type DirectoryPage = Box<[OnceLock<Box<[Slot]>>]>;
 
 /// `index` → (directory page, chunk in it, slot in the chunk).
 #[inline]

@@ -591,21 +591,17 @@ impl Registry {
         Some((shard, shard.slab.slot(key.slot())?))
     }
 
-    fn info(&self, sites: &Sites, shard: usize, index: u32, read: &slab::Read) -> TaskInfo {
+    /// The entry a reader found live, as a [`TaskInfo`]; `None` when its owned name is
+    /// gone already: the task ended after the slot was read (a name is in the table
+    /// before its entry is published, and leaves it only once the entry is retired).
+    fn info(&self, sites: &Sites, shard: usize, index: u32, read: &slab::Read) -> Option<TaskInfo> {
         let generation = slab::generation(read.word);
         let site = sites.get(read.site);
         let name = match site {
-            _ if read.word & slab::OWNED_NAME != 0 => self.shards[shard]
-                .names
-                .lock()
-                .ok()
-                .and_then(|names| {
-                    names
-                        .get(&index)
-                        .filter(|(g, _)| *g == generation)
-                        .map(|(_, n)| n.clone())
-                })
-                .unwrap_or(Cow::Borrowed("task")),
+            _ if read.word & slab::OWNED_NAME != 0 => lock(&self.shards.get(shard)?.names)
+                .get(&index)
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, n)| n.clone())?,
             Some(Site {
                 name: Some(name),
                 of_type: true,
@@ -624,7 +620,7 @@ impl Registry {
         #[cfg(not(all(tokio_unstable, feature = "taskdump", target_os = "linux")))]
         let tokio_id = None;
         let key = (u64::from(index) << 32) | ((shard as u64) << 16) | u64::from(generation);
-        TaskInfo {
+        Some(TaskInfo {
             name,
             location: site.map_or(Location::caller(), |s| s.location),
             started: waits::coarse_instant(read.started),
@@ -634,7 +630,7 @@ impl Registry {
             in_poll: waits::in_poll_for(read.poll),
             tokio_id,
             backtrace: None,
-        }
+        })
     }
 
     /// The cells of the live entry `key` (its task writes them without a lock).
@@ -690,10 +686,12 @@ impl Registry {
             panic!("sundown: a shard of the task registry is full");
         };
         let flags = if owned.is_some() { slab::OWNED_NAME } else { 0 };
-        let generation = slot.fill(site, waits::coarse_now(), state_code(state), flags);
+        // The name goes in before the entry is published: a reader that finds the entry
+        // live finds its name too.
         if let Some(n) = owned {
-            lock(&shard.names).insert(index, (generation, Cow::Owned(n)));
+            lock(&shard.names).insert(index, (slot.next_generation(), Cow::Owned(n)));
         }
+        let generation = slot.fill(site, waits::coarse_now(), state_code(state), flags);
         shard.slab.count_inserted();
         Reserved {
             shard,
@@ -767,8 +765,10 @@ impl Registry {
     pub(crate) fn snapshot_one(&self, key: SlotKey) -> Option<TaskInfo> {
         let (_, slot) = self.slot(key)?;
         let read = slot.read()?;
-        (slab::generation(read.word) == key.generation)
-            .then(|| self.info(&Sites::read(), key.shard as usize, key.slot(), &read))
+        if slab::generation(read.word) != key.generation {
+            return None;
+        }
+        self.info(&Sites::read(), key.shard as usize, key.slot(), &read)
     }
 
     pub(crate) fn snapshot_into(&self, out: &mut Vec<TaskInfo>) {
@@ -778,7 +778,7 @@ impl Registry {
                 shard
                     .slab
                     .live()
-                    .map(|(index, _, read)| self.info(&sites, s, index, &read)),
+                    .filter_map(|(index, _, read)| self.info(&sites, s, index, &read)),
             );
         }
     }
@@ -806,7 +806,7 @@ impl Registry {
                 .slot(index)
                 .and_then(|slot| slot.read());
             if let Some(read) = read.filter(|r| slab::generation(r.word) == generation) {
-                out.push(self.info(&sites, s as usize, index, &read));
+                out.extend(self.info(&sites, s as usize, index, &read));
             }
         }
         live
@@ -942,6 +942,34 @@ mod tests {
             "Pending"
         );
         assert_eq!(short_type_name("poll"), "poll");
+    }
+
+    #[test]
+    fn an_owned_name_read_after_its_task_ended_drops_the_entry() {
+        // A snapshot found the entry live, then the task ended before its name was
+        // looked up: the entry is left out, not listed under the fallback "task".
+        let r = Registry::new();
+        let k = r
+            .insert(
+                TaskName::Given(Cow::Owned(format!("conn-{}", 7))),
+                Location::caller(),
+                TaskState::Running,
+            )
+            .key();
+        let shard = &r.shards[k.shard as usize];
+        let (index, _, read) = shard.slab.live().next().unwrap();
+        assert_eq!(
+            r.info(&Sites::read(), k.shard as usize, index, &read)
+                .unwrap()
+                .name(),
+            "conn-7"
+        );
+        r.remove(k, Outcome::Completed);
+        assert!(
+            r.info(&Sites::read(), k.shard as usize, index, &read)
+                .is_none()
+        );
+        assert!(lock(&shard.names).is_empty(), "the name left with its task");
     }
 
     #[test]

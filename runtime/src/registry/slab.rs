@@ -336,6 +336,11 @@ impl Slot {
         })
     }
 
+    /// The generation [`fill`](Self::fill) will give this free slot's next entry.
+    pub(super) fn next_generation(&self) -> u16 {
+        generation(self.word.load(Ordering::Relaxed))
+    }
+
     /// Fills a free slot for a new task and publishes it; returns its generation.
     pub(super) fn fill(&self, site: u32, started: u32, state: u8, flags: u64) -> u16 {
         let generation = generation(self.word.load(Ordering::Relaxed));

@@ -3,10 +3,14 @@
 //! timeout only turns a hang into a failure.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sundown::{Shutdown, TaskInfo};
+
+/// Long enough that only a hang reaches it.
+const HANG: Duration = Duration::from_secs(20);
 
 fn multi_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -21,6 +25,21 @@ fn current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("a runtime: {e}"))
+}
+
+/// Runs `f` on its own thread and fails if it has not returned within [`HANG`].
+fn within_hang_limit<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .unwrap_or_else(|e| panic!("a thread: {e}"));
+    match rx.recv_timeout(HANG) {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: did not finish within {HANG:?}"),
+    }
 }
 
 /// Checks one snapshot taken while the churn runs: each long-lived task exactly once,
@@ -243,5 +262,55 @@ fn owned_names_stay_with_their_task_under_churn() {
             stats.cancelled
         ),
         (0, spawned.load(Ordering::Relaxed) as u64, 0, 0)
+    );
+}
+
+/// A value whose `Drop` spawns a task that owns another such value: on a runtime that
+/// has shut down, each spawn drops its task at once, inside the spawn call, so the
+/// spawns nest on one thread, deeper than there are shards.
+#[test]
+fn spawns_nested_in_drops_deeper_than_the_shards_do_not_hang() {
+    const DEPTH: usize = 70;
+    struct Respawn {
+        scope: Shutdown,
+        depth: usize,
+        dropped: Arc<AtomicUsize>,
+    }
+    impl Drop for Respawn {
+        fn drop(&mut self) {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            if self.depth > 0 {
+                let next = Respawn {
+                    scope: self.scope.clone(),
+                    depth: self.depth - 1,
+                    dropped: self.dropped.clone(),
+                };
+                drop(self.scope.spawn(async move {
+                    let _next = next;
+                }));
+            }
+        }
+    }
+    let rt = current_thread();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let scope = Shutdown::new();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    within_hang_limit("nested spawns", {
+        let (scope, dropped) = (scope.clone(), dropped.clone());
+        move || {
+            let _enter = handle.enter();
+            drop(Respawn {
+                scope,
+                depth: DEPTH,
+                dropped,
+            });
+        }
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), DEPTH + 1);
+    let stats = scope.stats();
+    assert_eq!(
+        (stats.running, stats.completed, stats.cancelled),
+        (0, 0, DEPTH as u64)
     );
 }

@@ -469,12 +469,14 @@ struct Shard {
     ids: Mutex<HashMap<u32, (u16, tokio::task::Id)>>,
 }
 
-/// A slot just filled by a spawning thread, which still holds its shard: until this is
-/// dropped (after [`set_abort`](Reserved::set_abort), or at once when there is no task
-/// to abort), no other spawn can reuse the slot even if the task has already ended.
+/// An entry just published whose abort handle is still to come: until this is dropped
+/// (after [`set_abort`](Reserved::set_abort), or at once when there is no task to
+/// abort), its slot is not reused even if the task has already ended. It holds no
+/// claim on the shard: other spawns, this thread's included, go on meanwhile.
 pub(crate) struct Reserved<'a> {
     shard: &'a Shard,
     key: SlotKey,
+    handle: Option<AbortHandle>,
 }
 
 impl Reserved<'_> {
@@ -484,25 +486,35 @@ impl Reserved<'_> {
 
     /// Stores the task's abort handle in its slot (one atomic swap). A task that has
     /// already ended gets its handle released here instead.
-    pub(crate) fn set_abort(self, handle: AbortHandle) {
-        let Some(slot) = self.shard.slab.slot(self.key.slot()) else {
-            return;
-        };
-        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
-        lock(&self.shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
-        drop(slot.abort.swap(Some(handle)));
-        if slot.word_of(self.key.generation).is_none() {
-            // It ended before its handle was stored: the removal found no handle, so
-            // take it back (nobody can have reused the slot: this thread holds the
-            // shard).
-            drop(slot.abort.swap(None));
-        }
+    pub(crate) fn set_abort(mut self, handle: AbortHandle) {
+        self.handle = Some(handle);
     }
 }
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
-        self.shard.slab.release();
+        let Some(slot) = self.shard.slab.slot(self.key.slot()) else {
+            return;
+        };
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        if let Some(handle) = &self.handle {
+            lock(&self.shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
+        }
+        self.shard.slab.settle(
+            self.key.slot(),
+            slot,
+            self.key.generation,
+            self.handle.take(),
+        );
+    }
+}
+
+/// A shard claimed by this spawning thread, given back when dropped.
+struct Claim<'a>(&'a slab::Shard);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 
@@ -660,7 +672,7 @@ impl Registry {
         }
     }
 
-    /// Adds a live entry; its shard stays claimed until the returned [`Reserved`] is
+    /// Adds a live entry; its slot stays reserved until the returned [`Reserved`] is
     /// dropped.
     pub(crate) fn insert(
         &self,
@@ -680,9 +692,10 @@ impl Registry {
         });
         let s = self.claim();
         let shard = &self.shards[s];
+        let claim = Claim(&shard.slab);
         let Some((index, slot)) = shard.slab.take_free() else {
             // Four billion slots in one shard: not reachable before memory runs out.
-            shard.slab.release();
+            drop(claim);
             panic!("sundown: a shard of the task registry is full");
         };
         let flags = if owned.is_some() { slab::OWNED_NAME } else { 0 };
@@ -693,6 +706,7 @@ impl Registry {
         }
         let generation = slot.fill(site, waits::coarse_now(), state_code(state), flags);
         shard.slab.count_inserted();
+        drop(claim);
         Reserved {
             shard,
             key: SlotKey {
@@ -700,6 +714,7 @@ impl Registry {
                 shard: s as u16,
                 generation,
             },
+            handle: None,
         }
     }
 
@@ -739,7 +754,7 @@ impl Registry {
         let ended = shard
             .slab
             .count_ended(outcome == Outcome::Failed, outcome == Outcome::Cancelled);
-        shard.slab.push_remote(key.slot(), slot);
+        shard.slab.ended(key.slot(), slot, word);
         Some(Removed { shard, ended })
     }
 

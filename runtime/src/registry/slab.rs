@@ -7,8 +7,15 @@
 //!   compare-and-swap on a flag only spawners touch, normally the same thread's, so the
 //!   line stays in its cache), takes a free slot from the shard's own free list, fills
 //!   the slot and publishes it with one release store of its *word* (generation, live
-//!   bit, state). The claim is held until the task's abort handle is stored, so the
-//!   slot cannot be reused under the spawner's feet.
+//!   bit, state), and gives the claim back. The claim covers no code but the
+//!   registry's: a spawn nested in another (a task dropped inside `tokio::spawn`, whose
+//!   `Drop` spawns) never waits for a claim its own thread holds.
+//! - **The abort handle comes after the word.** The word is published with
+//!   `HANDLE_PENDING`; the spawner clears it once `tokio::spawn` has returned and the
+//!   handle is in the slot. Until then the slot is the spawner's too: if the task ends
+//!   first, the slot goes back to the free list only when both the ending thread and
+//!   the spawner are done with it (the last one frees it), so it cannot be reused
+//!   under the spawner's feet.
 //! - **Any thread ends a task.** Removal retires the word (live bit off, generation
 //!   advanced) with one compare-and-swap, takes the abort handle, counts the outcome and
 //!   pushes the slot onto the shard's *remote* free list (a stack of slot indices that
@@ -45,12 +52,19 @@ const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
 
 // The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
-// name is owned (kept in the shard's name table), bits 16–31 the generation.
+// name is owned (kept in the shard's name table), bit 5 the abort handle is still to
+// come, bit 6 the ending thread is still clearing a retired slot, bits 16–31 the
+// generation.
 pub(super) const LIVE: u64 = 1;
 const STATE_SHIFT: u32 = 1;
 const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
 pub(super) const PROPAGATING: u64 = 1 << 3;
 pub(super) const OWNED_NAME: u64 = 1 << 4;
+/// The spawner has yet to store the abort handle (or say there is none). In a retired
+/// word: the spawner has yet to let go of the slot.
+const HANDLE_PENDING: u64 = 1 << 5;
+/// In a retired word: the ending thread has yet to let go of the slot.
+const ENDING: u64 = 1 << 6;
 const GEN_SHIFT: u32 = 16;
 
 pub(super) fn generation(word: u64) -> u16 {
@@ -286,8 +300,51 @@ impl Shard {
         Some((index, slots.get(offset)?))
     }
 
+    /// The ending thread is done with the slot it retired (`last`, its last live word):
+    /// frees it, unless the spawner has yet to settle the entry (then the spawner will).
+    pub(super) fn ended(&self, index: u32, slot: &Slot, last: u64) {
+        if last & HANDLE_PENDING != 0
+            && slot.word.fetch_and(!ENDING, Ordering::AcqRel) & HANDLE_PENDING != 0
+        {
+            return;
+        }
+        self.push_remote(index, slot);
+    }
+
+    /// The spawner of entry `generation` stores its abort handle (`None`: it has none)
+    /// and lets go of the slot. When the task has ended already, the handle is dropped
+    /// here, and the slot freed if the ending thread is done with it too.
+    pub(super) fn settle(
+        &self,
+        index: u32,
+        slot: &Slot,
+        generation_: u16,
+        handle: Option<AbortHandle>,
+    ) {
+        if let Some(handle) = handle {
+            drop(slot.abort.swap(Some(handle)));
+        }
+        let mut word = slot.word.load(Ordering::Relaxed);
+        while word & LIVE != 0 && generation(word) == generation_ {
+            match slot.word.compare_exchange_weak(
+                word,
+                word & !HANDLE_PENDING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => word = now,
+            }
+        }
+        // Ended first: whichever of the two swaps came later found the handle.
+        drop(slot.abort.swap(None));
+        if slot.word.fetch_and(!HANDLE_PENDING, Ordering::AcqRel) & ENDING == 0 {
+            self.push_remote(index, slot);
+        }
+    }
+
     /// Pushes a retired slot onto the remote free list (any thread).
-    pub(super) fn push_remote(&self, index: u32, slot: &Slot) {
+    fn push_remote(&self, index: u32, slot: &Slot) {
         let mut head = self.ending.remote.load(Ordering::Relaxed);
         loop {
             slot.next.store(head, Ordering::Relaxed);
@@ -348,8 +405,10 @@ impl Slot {
         self.started.store(started, Ordering::Relaxed);
         self.chain.store(0, Ordering::Relaxed);
         self.poll.store(0, Ordering::Relaxed);
-        self.word
-            .store(live_word(generation, state, flags), Ordering::Release);
+        self.word.store(
+            live_word(generation, state, flags) | HANDLE_PENDING,
+            Ordering::Release,
+        );
         generation
     }
 
@@ -369,13 +428,20 @@ impl Slot {
     }
 
     /// Retires the live entry `generation`: returns its last word, or `None` when it
-    /// was not live.
+    /// was not live. The caller then hands the slot to [`Shard::ended`].
     pub(super) fn retire(&self, generation_: u16) -> Option<u64> {
-        let next = retired_word(generation_.wrapping_add(1));
-        // First guess the usual word (running, no flags): one compare-and-swap, with no
-        // load before it to fetch the line in shared state first.
+        let retired = retired_word(generation_.wrapping_add(1));
+        // First guess the usual word (running, no flags, handle stored): one
+        // compare-and-swap, with no load before it to fetch the line in shared state
+        // first.
         let mut word = live_word(generation_, 0, 0);
         loop {
+            // Ending before the spawner settled: the slot stays held by both.
+            let next = if word & HANDLE_PENDING != 0 {
+                retired | HANDLE_PENDING | ENDING
+            } else {
+                retired
+            };
             match self
                 .word
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)
@@ -428,13 +494,36 @@ mod tests {
         let (b, _) = s.take_free().unwrap();
         assert_eq!((a, b), (0, 1));
         let g = sa.fill(0, 0, 0, 0);
-        assert!(sa.retire(g).is_some());
+        s.settle(a, sa, g, None);
+        let last = sa.retire(g).unwrap();
         assert!(sa.retire(g).is_none(), "retired once");
-        s.push_remote(a, sa);
+        s.ended(a, sa, last);
         let (c, sc) = s.take_free().unwrap();
         assert_eq!(c, a, "the remote list is taken when the own list is empty");
         assert_eq!(sc.fill(0, 0, 0, 0), g.wrapping_add(1));
         s.release();
         assert!(s.try_claim());
+    }
+
+    #[test]
+    fn a_slot_whose_task_ends_before_it_is_settled_is_freed_once_by_the_last() {
+        let s = Shard::new();
+        assert!(s.try_claim());
+        for spawner_last in [true, false] {
+            let (a, sa) = s.take_free().unwrap();
+            let g = sa.fill(0, 0, 0, 0);
+            let last = sa.retire(g).unwrap();
+            if spawner_last {
+                s.ended(a, sa, last);
+                assert_eq!(s.take_free().unwrap().0, a + 1, "held by the spawner");
+                s.settle(a, sa, g, None);
+            } else {
+                s.settle(a, sa, g, None);
+                assert_eq!(s.take_free().unwrap().0, a + 1, "held by the ending thread");
+                s.ended(a, sa, last);
+            }
+            assert_eq!(s.take_free().unwrap().0, a, "freed by the last one");
+            assert_ne!(s.take_free().unwrap().0, a, "and only once");
+        }
     }
 }

@@ -57,7 +57,7 @@ impl TaskGuard {
     }
 
     /// A guard for a task about to be spawned: store the task's abort handle through
-    /// the returned [`Reserved`] (its shard stays claimed until then).
+    /// the returned [`Reserved`] (its slot stays reserved until then).
     pub(crate) fn reserve<'a>(
         scope: &'a Shutdown,
         name: TaskName,

@@ -833,8 +833,9 @@ impl Registry {
             .is_some_and(|(_, slot)| slot.word_of(key.generation).is_some())
     }
 
-    /// Aborts every live task that has an abort handle, except `spare`; returns how
-    /// many. The handles are taken out of their slots: aborting is for good.
+    /// Aborts every live task that has an abort handle, or is about to get one (its
+    /// spawner aborts it as it stores the handle), except `spare`; returns how many.
+    /// The handles are taken out of their slots: aborting is for good.
     pub(crate) fn abort_all(&self, spare: Option<SlotKey>) -> usize {
         let mut aborted = 0;
         for (s, shard) in self.shards.iter().enumerate() {
@@ -847,8 +848,7 @@ impl Registry {
                 if Some(this) == spare {
                     continue;
                 }
-                if let Some(handle) = slot.abort.swap(None) {
-                    handle.abort();
+                if slot.abort(this.generation) {
                     aborted += 1;
                 }
             }
@@ -985,6 +985,41 @@ mod tests {
                 .is_none()
         );
         assert!(lock(&shard.names).is_empty(), "the name left with its task");
+    }
+
+    #[test]
+    fn a_task_whose_handle_is_stored_after_abort_all_swept_it_is_aborted() {
+        // The spawner published the entry; `abort_all` (a shutdown's abort step on
+        // another thread) finds it live before `tokio::spawn` has returned its handle.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = Registry::new();
+            let loc = Location::caller();
+            let pending = || tokio::spawn(std::future::pending::<()>());
+            let reserved = r.insert(TaskName::Given("late".into()), loc, TaskState::Running);
+            let late = reserved.key();
+            assert_eq!(r.abort_all(None), 1, "asked of the spawner");
+            let task = pending();
+            reserved.set_abort(task.abort_handle());
+            let joined = tokio::time::timeout(Duration::from_secs(5), task).await;
+            assert!(joined.expect("never aborted").unwrap_err().is_cancelled());
+
+            // The ask was for that task: the slot's next one is left alone, and so is
+            // the task `abort_all` spares.
+            r.remove(late, Outcome::Cancelled);
+            let next = r.insert(TaskName::Given("next".into()), loc, TaskState::Running);
+            assert_eq!(next.key().slot(), late.slot());
+            let spared = next.key();
+            assert_eq!(r.abort_all(Some(spared)), 0);
+            let task = pending();
+            next.set_abort(task.abort_handle());
+            tokio::task::yield_now().await;
+            assert!(!task.is_finished());
+            task.abort();
+        });
     }
 
     #[test]

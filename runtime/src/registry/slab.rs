@@ -15,7 +15,8 @@
 //!   handle is in the slot. Until then the slot is the spawner's too: if the task ends
 //!   first, the slot goes back to the free list only when both the ending thread and
 //!   the spawner are done with it (the last one frees it), so it cannot be reused
-//!   under the spawner's feet.
+//!   under the spawner's feet. An abort that finds the handle still to come leaves a
+//!   bit in the word; the spawner sees it as it clears its own and aborts the task.
 //! - **Any thread ends a task.** Removal retires the word (live bit off, generation
 //!   advanced) with one compare-and-swap, takes the abort handle, counts the outcome and
 //!   pushes the slot onto the shard's *remote* free list (a stack of slot indices that
@@ -53,8 +54,8 @@ const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
 
 // The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
 // name is owned (kept in the shard's name table), bit 5 the abort handle is still to
-// come, bit 6 the ending thread is still clearing a retired slot, bits 16–31 the
-// generation.
+// come, bit 6 the ending thread is still clearing a retired slot, bit 7 an abort was
+// asked for while the handle was still to come, bits 16–31 the generation.
 pub(super) const LIVE: u64 = 1;
 const STATE_SHIFT: u32 = 1;
 const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
@@ -65,6 +66,9 @@ pub(super) const OWNED_NAME: u64 = 1 << 4;
 const HANDLE_PENDING: u64 = 1 << 5;
 /// In a retired word: the ending thread has yet to let go of the slot.
 const ENDING: u64 = 1 << 6;
+/// `abort_all` found the entry with its handle still to come: the spawner aborts the
+/// task when it stores the handle.
+const ABORT_ASKED: u64 = 1 << 7;
 const GEN_SHIFT: u32 = 16;
 
 pub(super) fn generation(word: u64) -> u16 {
@@ -328,11 +332,18 @@ impl Shard {
         while word & LIVE != 0 && generation(word) == generation_ {
             match slot.word.compare_exchange_weak(
                 word,
-                word & !HANDLE_PENDING,
+                word & !(HANDLE_PENDING | ABORT_ASKED),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => {
+                    if word & ABORT_ASKED != 0
+                        && let Some(handle) = slot.abort.swap(None)
+                    {
+                        handle.abort();
+                    }
+                    return;
+                }
                 Err(now) => word = now,
             }
         }
@@ -410,6 +421,38 @@ impl Slot {
             Ordering::Release,
         );
         generation
+    }
+
+    /// Aborts the task of the live entry `generation`, taking its handle out of the
+    /// slot: at once when the handle is there, else by asking its spawner, who is
+    /// about to store it, to abort it then. False when it had no handle to come (an
+    /// entry without a task to abort, or one whose handle was taken already) or ended.
+    pub(super) fn abort(&self, generation_: u16) -> bool {
+        if let Some(handle) = self.abort.swap(None) {
+            handle.abort();
+            return true;
+        }
+        // The spawner clears `HANDLE_PENDING` after storing the handle, with a
+        // compare-and-swap this one is ordered with: either it sees the ask, or the
+        // handle is in the slot by the time this fails.
+        match self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w & LIVE != 0 && generation(w) == generation_ && w & HANDLE_PENDING != 0)
+                    .then_some(w | ABORT_ASKED)
+            }) {
+            Ok(_) => true,
+            Err(w) if w & LIVE != 0 && generation(w) == generation_ => {
+                match self.abort.swap(None) {
+                    Some(handle) => {
+                        handle.abort();
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Err(_) => false,
+        }
     }
 
     /// Changes the word of the live entry `generation`; `None` when it is gone.

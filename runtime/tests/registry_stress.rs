@@ -4,10 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use sundown::{Shutdown, TaskInfo};
+use sundown::{Shutdown, Stats, TaskInfo};
+use tokio::task::JoinHandle;
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(20);
@@ -25,6 +26,10 @@ fn current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("a runtime: {e}"))
+}
+
+fn ended(s: &Stats) -> u64 {
+    s.completed + s.failed + s.cancelled
 }
 
 /// Runs `f` on its own thread and fails if it has not returned within [`HANG`].
@@ -85,7 +90,7 @@ fn check_snapshot(
 #[test]
 fn every_snapshot_lists_each_long_lived_task_once_under_churn() {
     const STEADY: usize = 40;
-    const SNAPSHOTS: usize = 400;
+    const SNAPSHOTS: usize = 2_000;
     let rt = multi_thread();
     let scope = Shutdown::new();
     let lines = Arc::new(Mutex::new((0, 0, 0, 0)));
@@ -211,7 +216,7 @@ fn every_snapshot_lists_each_long_lived_task_once_under_churn() {
 /// task's name, nor under the fallback "task".
 #[test]
 fn owned_names_stay_with_their_task_under_churn() {
-    const SNAPSHOTS: usize = 3_000;
+    const SNAPSHOTS: usize = 10_000;
     let rt = multi_thread();
     let scope = Shutdown::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,6 +267,392 @@ fn owned_names_stay_with_their_task_under_churn() {
             stats.cancelled
         ),
         (0, spawned.load(Ordering::Relaxed) as u64, 0, 0)
+    );
+}
+
+/// More spawning threads than shards (at most 64, 4 on a small machine): each spawn
+/// claims a shard, and those that find none free wait their turn. All finish, and the
+/// counts add up to the task.
+#[test]
+fn more_spawning_threads_than_shards_finish_and_add_up() {
+    const THREADS: usize = 32;
+    const PER: usize = 300;
+    let scope = Shutdown::new();
+    let start = Arc::new(Barrier::new(THREADS));
+    let (completed, cancelled) = within_hang_limit("32 spawning threads", {
+        let scope = scope.clone();
+        move || {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let (scope, start) = (scope.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        let rt = current_thread();
+                        start.wait();
+                        rt.block_on(scope.clone().enter(async move {
+                            let (mut completed, mut cancelled) = (0u64, 0u64);
+                            let mut batch: Vec<(bool, JoinHandle<()>)> = Vec::new();
+                            for k in 0..PER {
+                                let h = match k % 5 {
+                                    0 => scope.spawn_named(format!("t{i}-{k}"), async {}),
+                                    1 => scope.spawn(async { tokio::task::yield_now().await }),
+                                    2 => sundown::spawn_named("free fn", async {}),
+                                    3 => scope.spawn_blocking(|| ()),
+                                    _ => {
+                                        let h = scope.spawn(std::future::pending::<()>());
+                                        h.abort();
+                                        batch.push((true, h));
+                                        continue;
+                                    }
+                                };
+                                batch.push((false, h));
+                                if batch.len() == 16 {
+                                    for (aborted, h) in batch.drain(..) {
+                                        match h.await {
+                                            Ok(()) => completed += 1,
+                                            Err(e) => {
+                                                assert!(aborted && e.is_cancelled());
+                                                cancelled += 1;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            for (aborted, h) in batch {
+                                match h.await {
+                                    Ok(()) => completed += 1,
+                                    Err(e) => {
+                                        assert!(aborted && e.is_cancelled());
+                                        cancelled += 1;
+                                    }
+                                }
+                            }
+                            (completed, cancelled)
+                        }))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        }
+    });
+    assert_eq!(completed + cancelled, (THREADS * PER) as u64);
+    let stats = scope.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.completed,
+            stats.failed,
+            stats.cancelled
+        ),
+        (0, completed, 0, cancelled)
+    );
+    assert!(scope.tasks().is_empty());
+}
+
+/// A blocking job that returns at once, or a task a worker runs before the spawning
+/// thread has stored its abort handle, ends before its entry is complete. Nothing
+/// leaks, and the handle left behind never stands in for a later task of that slot:
+/// tasks spawned afterwards into the same slots are all aborted by a shutdown.
+#[test]
+fn tasks_that_end_before_their_abort_handle_is_stored() {
+    const THREADS: usize = 4;
+    const PER: usize = 1_000;
+    const PENDING: usize = 200;
+    let rt = multi_thread();
+    let scope = Shutdown::new();
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let (scope, start, handle) = (scope.clone(), start.clone(), rt.handle().clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut hs = Vec::new();
+                for k in 0..PER {
+                    // From an OS thread onto the multi-thread runtime: a worker may run
+                    // (and end) the task before `spawn` returns here.
+                    let _enter = handle.enter();
+                    if k % 2 == 0 {
+                        hs.push(scope.spawn_blocking(move || i + k));
+                    } else {
+                        hs.push(scope.spawn(async move { i + k }));
+                    }
+                }
+                handle.block_on(async move {
+                    for (k, h) in hs.into_iter().enumerate() {
+                        assert_eq!(h.await.unwrap(), i + k);
+                    }
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = scope.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.completed,
+            stats.failed,
+            stats.cancelled
+        ),
+        (0, (THREADS * PER) as u64, 0, 0)
+    );
+    assert!(scope.tasks().is_empty(), "no entry outlives its task");
+
+    // The same slots, reused by tasks that only an abort ends.
+    rt.block_on(async {
+        let hs: Vec<_> = (0..PENDING)
+            .map(|_| scope.spawn(std::future::pending::<()>()))
+            .collect();
+        let report = scope.shutdown(Duration::from_millis(200)).await;
+        assert_eq!(report.stragglers().len(), PENDING);
+        for h in hs {
+            let joined = tokio::time::timeout(HANG, h).await;
+            assert!(
+                joined
+                    .expect("a straggler was never aborted")
+                    .unwrap_err()
+                    .is_cancelled()
+            );
+        }
+    });
+    let stats = scope.stats();
+    assert_eq!(
+        (stats.running, stats.completed, stats.cancelled),
+        (0, (THREADS * PER) as u64, PENDING as u64)
+    );
+}
+
+/// `shutdown(ZERO)` while tasks are ending on the workers: no panic, every task counted
+/// once, and no task that had already ended among the stragglers.
+#[test]
+fn a_zero_budget_shutdown_races_tasks_ending() {
+    const TASKS: usize = 400;
+    let rt = multi_thread();
+    for _round in 0..20 {
+        let scope = Shutdown::new();
+        rt.block_on(async {
+            let hs: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    scope.spawn_named(format!("t{i}"), async move {
+                        for _ in 0..(i % 7) {
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            let mut hs = hs.into_iter().enumerate();
+            let mut done = std::collections::HashSet::new();
+            for (i, h) in hs.by_ref().take(TASKS / 4) {
+                h.await.unwrap();
+                done.insert(format!("t{i}"));
+            }
+            let report = scope.shutdown(Duration::ZERO).await;
+            for t in report.stragglers() {
+                assert!(!done.contains(t.name()), "{} had ended", t.name());
+            }
+            let (mut completed, mut cancelled) = (done.len() as u64, 0);
+            for (_, h) in hs {
+                match tokio::time::timeout(HANG, h).await.expect("never ended") {
+                    Ok(()) => completed += 1,
+                    Err(e) => {
+                        assert!(e.is_cancelled());
+                        cancelled += 1;
+                    }
+                }
+            }
+            let stats = scope.stats();
+            assert_eq!(
+                (
+                    stats.running,
+                    stats.completed,
+                    stats.failed,
+                    stats.cancelled
+                ),
+                (0, completed, 0, cancelled)
+            );
+            assert_eq!(ended(&stats), TASKS as u64);
+        });
+    }
+}
+
+/// A child scope per request, made and dropped at a high rate from many tasks while the
+/// parent is listed and counted: the parent's counts end exact.
+#[test]
+fn a_child_scope_per_request() {
+    const REQUESTS: usize = 2_000;
+    let rt = multi_thread();
+    let parent = Shutdown::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (parent, stop) = (parent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut snapshots = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for t in parent.tasks() {
+                    let name = t.name();
+                    assert!(
+                        name == "request" || (name.starts_with("req-") && name.contains('/')),
+                        "{name:?}"
+                    );
+                }
+                let s = parent.stats();
+                assert!(s.failed == 0 && s.cancelled == 0, "{s:?}");
+                snapshots += 1;
+            }
+            snapshots
+        })
+    };
+    rt.block_on(async {
+        let hs: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                let p = parent.clone();
+                parent.spawn_named("request", async move {
+                    let child = if i % 2 == 0 {
+                        p.child_named(format!("req-{i}"))
+                    } else {
+                        p.child_named("req-static")
+                    };
+                    let hs: Vec<_> = (0..3)
+                        .map(|k| {
+                            child.spawn_named(format!("part-{k}"), async move {
+                                tokio::task::yield_now().await;
+                                k
+                            })
+                        })
+                        .collect();
+                    for (k, h) in hs.into_iter().enumerate() {
+                        assert_eq!(h.await.unwrap(), k);
+                    }
+                    if i % 3 == 0 {
+                        let report = child.shutdown(Duration::from_secs(5)).await;
+                        assert_eq!(report.stats().completed, 3);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    let stats = parent.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.completed,
+            stats.failed,
+            stats.cancelled
+        ),
+        (0, (REQUESTS * 4) as u64, 0, 0)
+    );
+    assert!(parent.tasks().is_empty());
+}
+
+/// A shutdown's abort step while tasks keep spawning, from the scope's own tasks and
+/// from other threads: no panic, no hang, every task counted once.
+#[test]
+fn shutdown_aborts_while_spawning_continues() {
+    const SPAWNERS: usize = 4;
+    let rt = multi_thread();
+    let scope = Shutdown::new();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let handles: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let child = |released: tokio::sync::watch::Receiver<bool>| async move {
+        // Ignores cancellation: only an abort or the release at the end stops it.
+        let mut released = released;
+        let _ = released.wait_for(|r| *r).await;
+    };
+    // Spawners that are tasks of the scope (aborted with the rest).
+    let entered = rt.enter();
+    for _ in 0..SPAWNERS {
+        let (s, hs, n, released) = (
+            scope.clone(),
+            handles.clone(),
+            spawned.clone(),
+            released.clone(),
+        );
+        let h = scope.spawn_named("spawner", async move {
+            loop {
+                let h = s.spawn_named("child", child(released.clone()));
+                n.fetch_add(1, Ordering::Relaxed);
+                hs.lock().unwrap().push(h);
+                tokio::task::yield_now().await;
+            }
+        });
+        spawned.fetch_add(1, Ordering::Relaxed);
+        handles.lock().unwrap().push(h);
+    }
+    drop(entered);
+    // Spawners on OS threads, until the shutdown has returned.
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, handles, spawned, released, stop, rt) = (
+                scope.clone(),
+                handles.clone(),
+                spawned.clone(),
+                released.clone(),
+                stop.clone(),
+                rt.handle().clone(),
+            );
+            std::thread::spawn(move || {
+                let _enter = rt.enter();
+                while !stop.load(Ordering::Relaxed) {
+                    let h = s.spawn_named("from-thread", child(released.clone()));
+                    spawned.fetch_add(1, Ordering::Relaxed);
+                    handles.lock().unwrap().push(h);
+                    std::thread::yield_now();
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        while spawned.load(Ordering::Relaxed) < 2_000 {
+            tokio::task::yield_now().await;
+        }
+        let report = scope.shutdown(Duration::from_millis(100)).await;
+        assert!(!report.stragglers().is_empty());
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Whatever was spawned after the abort step is released now.
+    release.send_replace(true);
+    let all = std::mem::take(&mut *handles.lock().unwrap());
+    assert_eq!(all.len(), spawned.load(Ordering::Relaxed));
+    let (completed, cancelled) = rt.block_on(async {
+        let (mut completed, mut cancelled) = (0u64, 0u64);
+        for h in all {
+            match tokio::time::timeout(HANG, h)
+                .await
+                .expect("a task never ended")
+            {
+                Ok(()) => completed += 1,
+                Err(e) => {
+                    assert!(e.is_cancelled());
+                    cancelled += 1;
+                }
+            }
+        }
+        (completed, cancelled)
+    });
+    assert!(cancelled >= SPAWNERS as u64, "the spawners were aborted");
+    let stats = scope.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.completed,
+            stats.failed,
+            stats.cancelled
+        ),
+        (0, completed, 0, cancelled)
     );
 }
 

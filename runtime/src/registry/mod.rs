@@ -1023,6 +1023,91 @@ mod tests {
     }
 
     #[test]
+    fn marks_aborts_and_stale_keys_race_tasks_ending_without_touching_the_next_task() {
+        // Two threads spawn and end entries as fast as they can, some ending before
+        // their spawner settles them; a third uses the keys of ended entries (a stale
+        // `set_state`, `mark_propagating_cancel`, `remove`) and runs `mark_all` and
+        // `abort_all` on the registry meanwhile.
+        const ROUNDS: usize = 20_000;
+        let r = Registry::new();
+        let loc = Location::caller();
+        let stale: Mutex<Vec<SlotKey>> = Mutex::default();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let churners: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        for i in 0..ROUNDS {
+                            let reserved =
+                                r.insert(TaskName::Given("c".into()), loc, TaskState::Running);
+                            let k = reserved.key();
+                            if i % 2 == 0 {
+                                drop(reserved);
+                            }
+                            let t = r.snapshot_one(k).unwrap();
+                            assert!(
+                                matches!(t.state(), TaskState::Running | TaskState::Blocking),
+                                "a stale key reached a new entry: {:?}",
+                                t.state()
+                            );
+                            assert!(!r.is_propagating_cancel(k));
+                            assert!(r.remove(k, Outcome::Completed).is_some());
+                            assert!(!r.is_live(k));
+                            let mut st = lock(&stale);
+                            if st.len() < 64 {
+                                st.push(k);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let keys = std::mem::take(&mut *lock(&stale));
+                    for k in keys {
+                        assert_eq!(r.set_state(k, TaskState::CleaningUp), None);
+                        r.mark_propagating_cancel(k);
+                        assert!(r.remove(k, Outcome::Failed).is_none());
+                    }
+                    r.mark_all(TaskState::Blocking);
+                    r.abort_all(None);
+                }
+            });
+            for c in churners {
+                c.join().unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let t = r.totals();
+        assert_eq!(
+            (t.live, t.completed, t.failed, t.cancelled),
+            (0, 2 * ROUNDS as u64, 0, 0)
+        );
+        // Every slot went back once: none leaked (a shard never needed a second
+        // chunk), none handed out twice.
+        for shard in &r.shards[..] {
+            assert!(
+                shard.slab.slots_used() <= 128,
+                "{}",
+                shard.slab.slots_used()
+            );
+        }
+        let keys: Vec<_> = (0..1_000)
+            .map(|_| {
+                r.insert(TaskName::Given("x".into()), loc, TaskState::Running)
+                    .key()
+            })
+            .collect();
+        let distinct: std::collections::HashSet<_> =
+            keys.iter().map(|k| (k.shard, k.slot())).collect();
+        assert_eq!(distinct.len(), keys.len());
+        let mut v = Vec::new();
+        r.snapshot_into(&mut v);
+        assert_eq!(v.len(), keys.len());
+        assert!(v.iter().all(|t| t.state() == TaskState::Running));
+    }
+
+    #[test]
     fn snapshot_sees_states() {
         let r = Registry::new();
         let k = r

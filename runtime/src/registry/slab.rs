@@ -371,6 +371,12 @@ impl Shard {
         }
     }
 
+    /// Slots handed out so far.
+    #[cfg(test)]
+    pub(super) fn slots_used(&self) -> u32 {
+        self.owner.used.load(Ordering::Acquire)
+    }
+
     /// The live slots, each read consistently (see the module docs).
     pub(super) fn live(&self) -> impl Iterator<Item = (u32, &Slot, Read)> {
         let used = self.owner.used.load(Ordering::Acquire);

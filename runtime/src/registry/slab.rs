@@ -418,6 +418,13 @@ impl Slot {
     /// Fills a free slot for a new task and publishes it; returns its generation.
     pub(super) fn fill(&self, site: u32, started: u32, state: u8, flags: u64) -> u16 {
         let generation = generation(self.word.load(Ordering::Relaxed));
+        // The sequence lock's writer side, paired with the reader's acquire fence: a
+        // reader that sees any field written below also sees, when it loads the word
+        // again, that the slot's previous entry was retired (this thread saw that
+        // through the free list), so it drops what it read. Without it only the
+        // hardware (x86, Arm's multi-copy atomicity) would keep the promise, not the
+        // memory model; it costs nothing on x86.
+        fence(Ordering::Release);
         self.site.store(site, Ordering::Relaxed);
         self.started.store(started, Ordering::Relaxed);
         self.chain.store(0, Ordering::Relaxed);

@@ -721,3 +721,48 @@ fn spawns_nested_in_drops_deeper_than_the_shards_do_not_hang() {
         (0, 0, DEPTH as u64)
     );
 }
+
+/// A straggler that ended during the abort grace is not marked as blocking because a
+/// task spawned meanwhile, in a child scope that took the memory of the straggler's
+/// freed scope, has the same slot there: a task's identity is not its registry's
+/// address.
+#[test]
+fn a_straggler_is_not_taken_for_a_later_task_of_a_scope_at_the_same_address() {
+    let rt = multi_thread();
+    rt.block_on(async {
+        let parent = Shutdown::new();
+        let handle = tokio::runtime::Handle::current();
+        let p = parent.clone();
+        // A blocking job of the parent: running, no abort stops it.
+        let job = parent.spawn_blocking(move || {
+            // Its own child scope with one task, spawned from this thread, that only an
+            // abort ends.
+            let first = p.child();
+            let victim = {
+                let _enter = handle.enter();
+                first.spawn_named("victim", std::future::pending::<()>())
+            };
+            drop(first);
+            assert!(handle.block_on(victim).unwrap_err().is_cancelled());
+            // The first child is spent: the next child folds it and frees it, the one
+            // after takes its memory, and its first task from this thread takes the
+            // victim's slot there.
+            let _second = p.child();
+            let third = p.child();
+            let _enter = handle.enter();
+            drop(third.spawn_named("later", std::future::pending::<()>()));
+        });
+        let report = parent.shutdown(Duration::from_millis(400)).await;
+        job.await.unwrap();
+        let victim = report
+            .stragglers()
+            .iter()
+            .find(|t| t.name() == "victim")
+            .expect("the victim was a straggler at the drain deadline");
+        assert_eq!(
+            victim.state(),
+            sundown::TaskState::Running,
+            "it ended when aborted: not blocking"
+        );
+    });
+}

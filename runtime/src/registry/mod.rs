@@ -84,7 +84,7 @@ pub struct TaskInfo {
     location: &'static Location<'static>,
     started: Instant,
     /// Which entry of which registry: a task's identity across snapshots.
-    id: (usize, u64),
+    id: (u64, u64),
     state: TaskState,
     /// The await sites the task was last pending on.
     chain: Chain,
@@ -290,7 +290,7 @@ impl TaskInfo {
     }
 
     /// What [`same_task`](Self::same_task) compares, to put in a set.
-    pub(crate) fn identity(&self) -> (usize, u64) {
+    pub(crate) fn identity(&self) -> (u64, u64) {
         self.id
     }
 }
@@ -458,6 +458,10 @@ type OwnedNames = Mutex<HashMap<u32, (u16, Cow<'static, str>)>>;
 
 /// The live tasks of one scope. See the [`slab`] module for how it stays lock-free.
 pub(crate) struct Registry {
+    /// Which registry, for [`TaskInfo`]'s identity: never reused in the process, unlike
+    /// the registry's address (a scope folded into its parent is freed, and a new
+    /// child may be given its memory while snapshots of its tasks are still compared).
+    id: u64,
     shards: Box<[Shard]>,
 }
 
@@ -595,7 +599,11 @@ impl Registry {
                 ids: Mutex::default(),
             })
             .collect();
-        Registry { shards }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Registry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shards,
+        }
     }
 
     fn slot(&self, key: SlotKey) -> Option<(&Shard, &slab::Slot)> {
@@ -636,7 +644,7 @@ impl Registry {
             name,
             location: site.map_or(Location::caller(), |s| s.location),
             started: waits::coarse_instant(read.started),
-            id: (std::ptr::from_ref(self) as usize, key),
+            id: (self.id, key),
             state: state_of(read.word),
             chain: Chain(read.chain),
             in_poll: waits::in_poll_for(read.poll),

@@ -328,22 +328,23 @@ impl Shard {
         if let Some(handle) = handle {
             drop(slot.abort.swap(Some(handle)));
         }
-        let mut word = slot.word.load(Ordering::Relaxed);
+        let mut word = slot.word.load(Ordering::Acquire);
         while word & LIVE != 0 && generation(word) == generation_ {
+            // An abort was asked for: taken back and aborted while the slot is still
+            // held (once the bit is cleared, the task may end and the slot go to
+            // another task, whose handle this swap would take).
+            if word & ABORT_ASKED != 0
+                && let Some(handle) = slot.abort.swap(None)
+            {
+                handle.abort();
+            }
             match slot.word.compare_exchange_weak(
                 word,
                 word & !(HANDLE_PENDING | ABORT_ASKED),
                 Ordering::AcqRel,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    if word & ABORT_ASKED != 0
-                        && let Some(handle) = slot.abort.swap(None)
-                    {
-                        handle.abort();
-                    }
-                    return;
-                }
+                Ok(_) => return,
                 Err(now) => word = now,
             }
         }

@@ -1116,6 +1116,34 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_given_a_freed_ones_memory_does_not_take_its_tasks_identities() {
+        // A spent child scope is freed when the next child is made, and a child made
+        // after may get its memory; the shutdown sequence still compares a straggler
+        // snapshot taken before with one taken after (a straggler that ended was
+        // marked as blocking its thread). Same slot, same generation: only the
+        // registry tells them apart.
+        let loc = Location::caller();
+        let first = Box::new(Registry::new());
+        let k = first
+            .insert(TaskName::Given("victim".into()), loc, TaskState::Running)
+            .key();
+        let victim = first.snapshot_one(k).unwrap();
+        first.remove(k, Outcome::Cancelled);
+        drop(first);
+        // The allocator hands the memory out again (the next box, with glibc's), while
+        // `victim` is kept: the same address, the same key.
+        let mut later = Vec::new();
+        for _ in 0..16 {
+            let next = Box::new(Registry::new());
+            let k = next
+                .insert(TaskName::Given("later".into()), loc, TaskState::Running)
+                .key();
+            assert!(!victim.same_task(&next.snapshot_one(k).unwrap()));
+            later.push(next);
+        }
+    }
+
+    #[test]
     fn snapshot_sees_states() {
         let r = Registry::new();
         let k = r

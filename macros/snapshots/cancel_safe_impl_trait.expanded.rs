@@ -9,9 +9,10 @@ async fn shown() -> Result<impl Display, Cancelled> {
         false,
     );
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
-    let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
+        if let ::core::option::Option::Some(__sundown_cancel) =
+            ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
+        {
             break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
         }
         let __sundown_value: Result<_, Cancelled> = { Ok(7) };

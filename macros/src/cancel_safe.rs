@@ -106,7 +106,7 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         ReturnType::Default => (ret, None),
     };
     let fake_return = fake_return_edge(&ret, ret_span);
-    let body = body_tokens(&block, &krate, &fake_return);
+    let (body, suspends) = body_tokens(&block, &krate, &fake_return);
     // The return type is given one span here and in `cancelled_error` below, so a missing
     // `From<Cancelled>` is reported once, at the return type, instead of twice.
     let ret_once = respan(ret.clone(), ret_span);
@@ -157,6 +157,22 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         ::core::result::Result::Err(::core::convert::From::from(__sundown_cancel.into_error()))
     };
 
+    // A body with no suspension point cannot be cut where it stands: it only needs the
+    // level-triggered check before it runs, and no watcher (a call costs a load and a
+    // branch).
+    let (watcher, precheck) = if suspends {
+        (
+            quote! {
+                let mut __sundown_watch = #krate::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
+            },
+            quote!(__sundown_watch.precheck()),
+        )
+    } else {
+        (
+            TokenStream::new(),
+            quote!(#krate::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)),
+        )
+    };
     quote! {
         #(#attrs)*
         #vis #defaultness #sig {
@@ -170,9 +186,9 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
                 #has_cleanup,
             );
             #choose_token
-            let mut __sundown_watch = #krate::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
+            #watcher
             let __sundown_exit = '__sundown_body: {
-                if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
+                if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
                     break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
                 }
                 let __sundown_value: #ret_once = #body;
@@ -195,21 +211,23 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
 /// function's own state machine: a call that does not suspend pays a load and a branch.
 /// When a macro call could hide an await (`select!`, `join!`, any macro not known to be
 /// free of them), the whole body is one future raced against the token instead.
-fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> TokenStream {
+/// Also says whether the body has a suspension point at all.
+fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> (TokenStream, bool) {
     let mut inline = block.clone();
     let mut points = SuspensionPoints {
         krate,
         hidden: false,
         nested: 0,
         texts: Vec::new(),
+        count: 0,
     };
     walk::visit_block(&mut points, &mut inline);
     if !points.hidden {
-        return quote!(#inline);
+        return (quote!(#inline), points.count > 0);
     }
     let mut whole = block.clone();
     crate::await_sites::AwaitSites::new(krate).visit_block(&mut whole);
-    suspension_point(
+    let point = suspension_point(
         krate,
         quote! {
             async {
@@ -219,7 +237,8 @@ fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> T
         },
         block.span(),
         quote!(::core::option::Option::None),
-    )
+    );
+    (point, true)
 }
 
 /// `base.await` where the body may stop: the value, or out of the body with the
@@ -252,6 +271,8 @@ struct SuspensionPoints<'a> {
     nested: usize,
     /// The texts of the awaits being walked, outermost first.
     texts: Vec<String>,
+    /// The body's own suspension points.
+    count: usize,
 }
 
 /// Macros that never await on their own: with no `.await` in their input, they add no
@@ -318,6 +339,7 @@ impl Visitor for SuspensionPoints<'_> {
             *expr = await_sites::recorded(self.krate, wait, &text);
             return;
         }
+        self.count += 1;
         let base = &wait.base;
         let site = await_sites::site(self.krate, wait.await_token.span, &text);
         let site = quote!(::core::option::Option::Some(#site));

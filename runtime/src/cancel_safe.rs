@@ -208,28 +208,37 @@ impl<'a> Watcher<'a> {
     /// `Some` when the call must not run its body: its token is cancelled already.
     #[doc(hidden)]
     #[inline]
-    pub fn precheck(&mut self) -> Option<Cancellation> {
-        if any_may_be_cancelled() || matches!(self.token, TokenChoice::Given(_)) {
-            self.precheck_slow()
-        } else {
-            None
-        }
+    pub fn precheck(&self) -> Option<Cancellation> {
+        precheck(self.site, &self.token)
     }
+}
 
-    #[cold]
-    fn precheck_slow(&mut self) -> Option<Cancellation> {
-        // Only the answer: the watch (a token clone, a boxed wait) is made if the body
-        // suspends, so a call that does not pays no allocation here.
-        let watch = Watch {
-            ambient: ambient::current(),
-            cancelled: None,
-        };
-        watch.is_cancelled(&self.token).then(|| Cancellation {
-            site: SiteInfo::from(self.site),
-            ambient: watch.ambient,
-            body_ran: false,
-        })
+/// The level-triggered check a `#[cancel_safe]` call makes before its body runs:
+/// `Some` when the call must not run its body, its token being cancelled already. A
+/// body with no suspension point makes only this check (it has no watcher).
+#[doc(hidden)]
+#[inline]
+pub fn precheck(site: &CancelSite, token: &TokenChoice<'_>) -> Option<Cancellation> {
+    if any_may_be_cancelled() || matches!(token, TokenChoice::Given(_)) {
+        precheck_slow(site, token)
+    } else {
+        None
     }
+}
+
+#[cold]
+fn precheck_slow(site: &CancelSite, token: &TokenChoice<'_>) -> Option<Cancellation> {
+    // Only the answer: the watch (a token clone, a boxed wait) is made if the body
+    // suspends, so a call that does not pays no allocation here.
+    let watch = Watch {
+        ambient: ambient::current(),
+        cancelled: None,
+    };
+    watch.is_cancelled(token).then(|| Cancellation {
+        site: SiteInfo::from(site),
+        ambient: watch.ambient,
+        body_ran: false,
+    })
 }
 
 impl Drop for Watcher<'_> {

@@ -354,7 +354,7 @@ pub use sundown_macros::test;
 pub mod __private {
     pub use crate::cancel_safe::{
         CancelSite, CancellableReturn, Cancellation, Race, TokenChoice, TokenSource, Watcher,
-        assert_cancellable, race,
+        assert_cancellable, precheck, race,
     };
     pub use crate::output::report as emit_report;
     pub use crate::probe::{

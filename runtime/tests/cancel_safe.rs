@@ -207,6 +207,41 @@ async fn quick(x: u32) -> Result<u32, Cancelled> {
     Ok(x + 1)
 }
 
+/// A body with no `.await` of its own: its expansion has no watcher, only the check
+/// before the body.
+#[cancel_safe]
+async fn counted(ran: &AtomicUsize) -> Result<(), Cancelled> {
+    ran.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[cancel_safe(token = token)]
+async fn counted_with_token(
+    ran: &AtomicUsize,
+    token: &sundown::CancellationToken,
+) -> Result<(), Cancelled> {
+    ran.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_without_awaits_is_not_run_once_its_token_is_cancelled() {
+    let ran = AtomicUsize::new(0);
+    let scope = Shutdown::new();
+    scope.enter(async { counted(&ran).await.unwrap() }).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    scope.trigger("test");
+    let r = scope.enter(async { counted(&ran).await }).await;
+    assert!(r.is_err(), "level-triggered: refused before the body");
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the body did not run");
+
+    let token = sundown::CancellationToken::new();
+    counted_with_token(&ran, &token).await.unwrap();
+    token.cancel();
+    assert!(counted_with_token(&ran, &token).await.is_err());
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn outside_any_scope_it_runs_as_the_plain_function() {
     let r = tokio::time::timeout(Duration::from_secs(1), slow_cleanup()).await;

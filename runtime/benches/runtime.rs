@@ -446,11 +446,12 @@ fn cancel_sundown(rt: &Runtime, n: usize) -> Duration {
         let scope = Shutdown::new();
         let polled = Arc::new(AtomicUsize::new(0));
         for _ in 0..n {
-            let s = scope.clone();
             let polled = polled.clone();
+            // As a tracked task is written: it waits on its ambient scope, and holds no
+            // handle of its own (the hand-written task holds its token, nothing more).
             scope.spawn(async move {
                 polled.fetch_add(1, Ordering::Release);
-                s.requested().await;
+                sundown::requested().await;
             });
         }
         until_polled(&polled, n).await;

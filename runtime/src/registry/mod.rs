@@ -488,8 +488,10 @@ impl Reserved<'_> {
         self.key
     }
 
-    /// Stores the task's abort handle in its slot (one atomic swap). A task that has
-    /// already ended gets its handle released here instead.
+    /// Stores the task's abort handle in its slot as this is dropped (one swap and one
+    /// compare-and-swap on the slot), and hands the slot back. A task that has already
+    /// ended gets its handle released instead; one whose abort was asked for meanwhile
+    /// is aborted with it.
     pub(crate) fn set_abort(mut self, handle: AbortHandle) {
         self.handle = Some(handle);
     }

@@ -11,7 +11,7 @@ use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, block_expr, outer_attrs, respan, set_outer_attrs};
 use crate::walk::{self, Visitor};
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, ItemFn, Macro, ReturnType, TraitItemFn};
@@ -236,6 +236,7 @@ fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> (
             }
         },
         block.span(),
+        Span::call_site(),
         quote!(::core::option::Option::None),
     );
     (point, true)
@@ -247,11 +248,20 @@ fn suspension_point(
     krate: &syn::Path,
     base: TokenStream,
     span: Span,
+    await_span: Span,
     site: TokenStream,
 ) -> TokenStream {
     let race = respan(quote!(#krate::__private::race), reported_at(span));
+    // The call's parentheses and the `.await` are the user's too: an `EXPR` that is not
+    // a future is reported at the user's code, not at the attribute.
+    let mut args = Group::new(
+        Delimiter::Parenthesis,
+        quote!(#base, &mut __sundown_watch, #site),
+    );
+    args.set_span(reported_at(span));
+    let dot_await = quote_spanned!(reported_at(await_span)=> .await);
     quote! {
-        match #race(#base, &mut __sundown_watch, #site).await {
+        match #race #args #dot_await {
             ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
             ::core::result::Result::Err(__sundown_cancel) => {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel)
@@ -343,7 +353,13 @@ impl Visitor for SuspensionPoints<'_> {
         let base = &wait.base;
         let site = await_sites::site(self.krate, wait.await_token.span, &text);
         let site = quote!(::core::option::Option::Some(#site));
-        let point = suspension_point(self.krate, quote!(#base), base.span(), site);
+        let point = suspension_point(
+            self.krate,
+            quote!(#base),
+            base.span(),
+            wait.await_token.span,
+            site,
+        );
         let attrs = outer_attrs(expr);
         *expr = block_expr(point);
         set_outer_attrs(expr, attrs);

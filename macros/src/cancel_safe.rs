@@ -188,10 +188,15 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             #choose_token
             #watcher
             let __sundown_exit = '__sundown_body: {
-                if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
-                    break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-                }
-                let __sundown_value: #ret_once = #body;
+                // The check is a statement of the block that holds the body: a body that is
+                // one diverging expression (`unimplemented!()`, `return Ok(..)`) is then
+                // not a sub-expression that diverges (clippy's `diverging_sub_expression`).
+                let __sundown_value: #ret_once = {
+                    if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
+                        break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+                    }
+                    #body
+                };
                 #[allow(unreachable_code)]
                 break '__sundown_body ::core::result::Result::Ok(__sundown_value);
             };

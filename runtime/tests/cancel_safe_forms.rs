@@ -161,6 +161,29 @@ async fn shown(n: u32) -> Result<impl Display, Cancelled> {
     Ok(n)
 }
 
+/// (Written as plain code, clippy would ask for the `return` to go.)
+#[allow(clippy::needless_return)]
+#[cancel_safe]
+async fn only_a_return(n: u32) -> Result<u32, Cancelled> {
+    return Ok(n + 1);
+}
+
+#[allow(clippy::needless_return)]
+#[cancel_safe]
+async fn only_an_awaited_return(n: u32) -> Result<u32, Cancelled> {
+    return std::future::ready(Ok(n + 1)).await;
+}
+
+#[cancel_safe]
+async fn stub() -> Result<u32, Cancelled> {
+    unimplemented!("never runs in these tests")
+}
+
+#[cancel_safe]
+async fn panics() -> Result<u32, Cancelled> {
+    panic!("never runs in these tests")
+}
+
 #[cancel_safe(token = token)]
 async fn with_token(token: &CancellationToken, n: u32) -> Result<u32, Cancelled> {
     ran();
@@ -358,6 +381,8 @@ async fn every_form_runs_its_body_when_nothing_is_cancelled() {
     assert_eq!(known_macros(1).await.as_deref(), Ok("[1, 1]"));
     assert_eq!(generic(1, "x").await.as_deref(), Ok("1x"));
     assert_eq!(shown(3).await.map(|s| s.to_string()).as_deref(), Ok("3"));
+    assert_eq!(only_a_return(1).await, Ok(2));
+    assert_eq!(only_an_awaited_return(1).await, Ok(2));
     assert_eq!(awaits(2).await, Ok(2));
     assert_eq!(known_macro_with_await(2).await.as_deref(), Ok("2"));
     assert_eq!(unknown_macro(2).await, Ok(4));
@@ -394,6 +419,11 @@ async fn no_form_runs_its_body_in_a_cancelled_scope() {
     }
     assert_eq!(runs(), expected_ok.len(), "only the token forms ran");
 
+    // Bodies that would panic are not run either.
+    assert!(scope.enter(stub()).await.is_err());
+    assert!(scope.enter(panics()).await.is_err());
+    assert!(scope.enter(only_a_return(1)).await.is_err());
+    assert!(scope.enter(only_an_awaited_return(1)).await.is_err());
     assert!(
         scope
             .enter(early_returns(0))

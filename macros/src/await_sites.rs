@@ -146,6 +146,12 @@ impl Visitor for AwaitSites<'_> {
         let text = self.texts.pop().unwrap_or_default();
         *expr = recorded(self.krate, wait, &text);
     }
+
+    /// A tracked spawn (`#[cancel_safe]` rewrites spawns first): the awaits of what it
+    /// spawns record their sites too.
+    fn verbatim(&mut self, tokens: &mut TokenStream) {
+        walk::visit_verbatim(self, tokens);
+    }
 }
 
 /// Expands `#[sundown::track_awaits(args)] item`: the function's awaits record their

@@ -323,6 +323,22 @@ const NO_AWAIT_MACROS: &[&str] = &[
     "writeln",
 ];
 
+/// The runtime's macros that a tracked spawn's rewrite writes (`KRATE::__classify!`),
+/// which never await.
+const OWN_MACROS: &[&str] = &["__classify", "__probe_argument"];
+
+impl SuspensionPoints<'_> {
+    fn is_own_macro(&self, mac: &Macro) -> bool {
+        let krate = self.krate;
+        let path = &mac.path;
+        let path = quote!(#path).to_string();
+        OWN_MACROS.iter().any(|name| {
+            let name = syn::Ident::new(name, Span::call_site());
+            quote!(#krate::#name).to_string() == path
+        })
+    }
+}
+
 fn mentions_await(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
         TokenTree::Ident(ident) => ident == "await",
@@ -379,16 +395,16 @@ impl Visitor for SuspensionPoints<'_> {
             .segments
             .last()
             .is_some_and(|last| NO_AWAIT_MACROS.iter().any(|m| last.ident == m));
-        if !known || mentions_await(&mac.tokens) {
+        if !(known || self.is_own_macro(mac)) || mentions_await(&mac.tokens) {
             self.hidden = true;
         }
     }
 
-    fn verbatim(&mut self, _tokens: &TokenStream) {
-        if self.nested > 0 {
-            return;
+    fn verbatim(&mut self, tokens: &mut TokenStream) {
+        // A tracked spawn: its argument's awaits are seen where they stand.
+        if !walk::visit_verbatim(self, tokens) && self.nested == 0 {
+            self.hidden = true;
         }
-        self.hidden = true;
     }
 }
 
@@ -408,6 +424,7 @@ mod tests {
             quote!(
                 async fn poll(conn: &Conn) -> Result<(), E> {
                     tokio::spawn(work());
+                    conn.ready().await;
                     Ok(())
                 }
             ),
@@ -477,6 +494,44 @@ mod tests {
             );
         }
         let expanded = expand_body(quote!(println!("{}", a()); b().await; Ok(())));
+        assert!(!expanded.contains("race (async"), "{expanded}");
+    }
+
+    /// Regression: the rewritten spawns of a body were tokens its walk could not see
+    /// into, taken for a macro that may hide an await: a body that only spawned was raced
+    /// whole behind a watcher, and the awaits of the blocks it spawned recorded no site.
+    #[test]
+    fn a_spawn_is_not_a_suspension_point() {
+        for body in [
+            quote!(tokio::spawn(work()); Ok(())),
+            quote!(let h = tokio::spawn(async move { tick().await }); drop(h); Ok(())),
+            quote!(spawn(work()); Ok(())),
+            quote!(handle.spawn(work()); Ok(())),
+            quote!(let hs: Vec<_> = fs.into_iter().map(tokio::spawn).collect(); Ok(hs)),
+            quote!(tokio::task::spawn_blocking(compute); Ok(())),
+            quote!(let f = async { tokio::spawn(work()) }; Ok(f)),
+        ] {
+            let expanded = expand_body(body);
+            assert!(!expanded.contains("Watcher"), "{expanded}");
+            assert!(
+                expanded.contains(":: __private :: precheck (& __SUNDOWN_SITE"),
+                "{expanded}"
+            );
+        }
+        // An await in the spawned block is the block's: recorded, not raced.
+        let expanded = expand_body(quote!(tokio::spawn(async move { tick().await }); Ok(())));
+        assert_eq!(
+            expanded.matches(":: __private :: at (tick ()").count(),
+            1,
+            "{expanded}"
+        );
+        // An await in a spawn's argument is the body's own: a suspension point, inline.
+        let expanded = expand_body(quote!(tokio::spawn(serve(accept().await)); Ok(())));
+        assert_eq!(
+            expanded.matches(":: __private :: race (").count(),
+            1,
+            "{expanded}"
+        );
         assert!(!expanded.contains("race (async"), "{expanded}");
     }
 

@@ -216,6 +216,13 @@ async fn awaits(n: u32) -> Result<u32, Cancelled> {
     Ok(std::future::ready(n).await)
 }
 
+/// An await in a spawn's argument is a suspension point of the body.
+#[cancel_safe]
+async fn spawns_what_it_awaits(n: u32) -> Result<tokio::task::JoinHandle<u32>, Cancelled> {
+    ran();
+    Ok(tokio::spawn(std::future::ready(async move { n }).await))
+}
+
 /// A known macro given an `.await`: the whole body is raced.
 #[cancel_safe]
 async fn known_macro_with_await(n: u32) -> Result<String, Cancelled> {
@@ -345,6 +352,10 @@ async fn call_each() -> Vec<(&'static str, bool)> {
         ("with_token", with_token(&scope_token, 1).await.is_ok()),
         ("awaits", awaits(1).await.is_ok()),
         (
+            "spawns_what_it_awaits",
+            spawns_what_it_awaits(1).await.is_ok(),
+        ),
+        (
             "known_macro_with_await",
             known_macro_with_await(1).await.is_ok(),
         ),
@@ -384,6 +395,10 @@ async fn every_form_runs_its_body_when_nothing_is_cancelled() {
     assert_eq!(only_a_return(1).await, Ok(2));
     assert_eq!(only_an_awaited_return(1).await, Ok(2));
     assert_eq!(awaits(2).await, Ok(2));
+    let handle = spawns_what_it_awaits(5)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(handle.await.ok(), Some(5));
     assert_eq!(known_macro_with_await(2).await.as_deref(), Ok("2"));
     assert_eq!(unknown_macro(2).await, Ok(4));
     assert_eq!(joins(2).await, Ok(3));

@@ -10,12 +10,14 @@ async fn shown() -> Result<impl Display, Cancelled> {
     );
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) =
-            ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
-        {
-            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-        }
-        let __sundown_value: Result<_, Cancelled> = { Ok(7) };
+        let __sundown_value: Result<_, Cancelled> = {
+            if let ::core::option::Option::Some(__sundown_cancel) =
+                ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
+            {
+                break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+            }
+            { Ok(7) }
+        };
         #[allow(unreachable_code)]
         break '__sundown_body ::core::result::Result::Ok(__sundown_value);
     };

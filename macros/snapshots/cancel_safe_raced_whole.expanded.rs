@@ -11,38 +11,40 @@ async fn first(a: &Feed, b: &Feed) -> Result<Page, Error> {
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
     let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
-            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-        }
-        let __sundown_value: Result<Page, Error> = match ::sundown::__private::race(
-            async {
-                #[allow(
-                    unknown_lints,
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::empty_loop,
-                    clippy::let_unit_value,
-                    clippy::let_with_type_underscore,
-                    clippy::needless_return,
-                    clippy::unreachable,
-                    clippy::used_underscore_binding
-                )]
-                if false {
-                    let __sundown_fake_return: Result<Page, Error> = loop {};
-                    return __sundown_fake_return;
-                }
-                {
-                    tokio::select! { page = a . next () => page , page = b . next () => page , }
-                }
-            },
-            &mut __sundown_watch,
-            ::core::option::Option::None,
-        )
-        .await
-        {
-            ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
-            ::core::result::Result::Err(__sundown_cancel) => {
+        let __sundown_value: Result<Page, Error> = {
+            if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+            }
+            match ::sundown::__private::race(
+                async {
+                    #[allow(
+                        unknown_lints,
+                        unreachable_code,
+                        clippy::diverging_sub_expression,
+                        clippy::empty_loop,
+                        clippy::let_unit_value,
+                        clippy::let_with_type_underscore,
+                        clippy::needless_return,
+                        clippy::unreachable,
+                        clippy::used_underscore_binding
+                    )]
+                    if false {
+                        let __sundown_fake_return: Result<Page, Error> = loop {};
+                        return __sundown_fake_return;
+                    }
+                    {
+                        tokio::select! { page = a . next () => page , page = b . next () => page , }
+                    }
+                },
+                &mut __sundown_watch,
+                ::core::option::Option::None,
+            )
+            .await
+            {
+                ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
+                ::core::result::Result::Err(__sundown_cancel) => {
+                    break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+                }
             }
         };
         #[allow(unreachable_code)]

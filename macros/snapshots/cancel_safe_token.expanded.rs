@@ -13,12 +13,14 @@ async fn wait(scope: &Shutdown) -> Result<(), Cancelled> {
         ::sundown::__private::TokenSource::token_ref(__sundown_token_source),
     );
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) =
-            ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
-        {
-            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-        }
-        let __sundown_value: Result<(), Cancelled> = { Ok(()) };
+        let __sundown_value: Result<(), Cancelled> = {
+            if let ::core::option::Option::Some(__sundown_cancel) =
+                ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
+            {
+                break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+            }
+            { Ok(()) }
+        };
         #[allow(unreachable_code)]
         break '__sundown_body ::core::result::Result::Ok(__sundown_value);
     };

@@ -9,79 +9,53 @@ async fn start(handle: &Handle) -> Result<(), Cancelled> {
         false,
     );
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
-    let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
-            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-        }
-        let __sundown_value: Result<(), Cancelled> = match ::sundown::__private::race(
-            async {
-                #[allow(
-                    unknown_lints,
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::empty_loop,
-                    clippy::let_unit_value,
-                    clippy::let_with_type_underscore,
-                    clippy::needless_return,
-                    clippy::unreachable,
-                    clippy::used_underscore_binding
-                )]
-                if false {
-                    let __sundown_fake_return: Result<(), Cancelled> = loop {};
-                    return __sundown_fake_return;
-                }
-                {
-                    {
-                        #[allow(unused_mut)]
-                        let mut __sundown_receiver = Handle::current();
-                        let __sundown_future = poll_feed(x);
-                        let __sundown_argument_probe =
-                            ::sundown::__private::probe_argument(&__sundown_future);
-                        #[allow(unused_imports)]
-                        use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
-                        (&&::sundown::__private::SpawnReceiver::of(&__sundown_receiver))
-                            .spawn_through(
-                                "poll_feed",
-                                true,
-                                __sundown_future,
-                                |__sundown_future| __sundown_receiver.spawn(__sundown_future),
-                                move || {
-                                    ::sundown::__classify!(::sundown::__probe_argument!(
-                                        __sundown_argument_probe
-                                    ))
-                                },
-                            )
-                    };
-                    let kept = {
-                        let __sundown_future = poll_feed(y);
-                        let __sundown_argument_probe =
-                            ::sundown::__private::probe_argument(&__sundown_future);
-                        #[allow(unused_imports)]
-                        use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
-                        (&&::sundown::__private::SpawnReceiver::of(&handle)).spawn_through(
-                            "poll_feed",
-                            false,
-                            __sundown_future,
-                            |__sundown_future| handle.spawn(__sundown_future),
-                            move || {
-                                ::sundown::__classify!(::sundown::__probe_argument!(
-                                    __sundown_argument_probe
-                                ))
-                            },
-                        )
-                    };
-                    Ok(())
-                }
-            },
-            &mut __sundown_watch,
-            ::core::option::Option::None,
-        )
-        .await
-        {
-            ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
-            ::core::result::Result::Err(__sundown_cancel) => {
+        let __sundown_value: Result<(), Cancelled> = {
+            if let ::core::option::Option::Some(__sundown_cancel) =
+                ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
+            {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+            }
+            {
+                {
+                    #[allow(unused_mut)]
+                    let mut __sundown_receiver = Handle::current();
+                    let __sundown_future = poll_feed(x);
+                    let __sundown_argument_probe =
+                        ::sundown::__private::probe_argument(&__sundown_future);
+                    #[allow(unused_imports)]
+                    use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+                    (&&::sundown::__private::SpawnReceiver::of(&__sundown_receiver)).spawn_through(
+                        "poll_feed",
+                        true,
+                        __sundown_future,
+                        |__sundown_future| __sundown_receiver.spawn(__sundown_future),
+                        move || {
+                            ::sundown::__classify!(::sundown::__probe_argument!(
+                                __sundown_argument_probe
+                            ))
+                        },
+                    )
+                };
+                let kept = {
+                    let __sundown_future = poll_feed(y);
+                    let __sundown_argument_probe =
+                        ::sundown::__private::probe_argument(&__sundown_future);
+                    #[allow(unused_imports)]
+                    use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+                    (&&::sundown::__private::SpawnReceiver::of(&handle)).spawn_through(
+                        "poll_feed",
+                        false,
+                        __sundown_future,
+                        |__sundown_future| handle.spawn(__sundown_future),
+                        move || {
+                            ::sundown::__classify!(::sundown::__probe_argument!(
+                                __sundown_argument_probe
+                            ))
+                        },
+                    )
+                };
+                Ok(())
             }
         };
         #[allow(unreachable_code)]

@@ -9,91 +9,65 @@ async fn start() -> Result<(), Cancelled> {
         false,
     );
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
-    let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
-        if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
-            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-        }
-        let __sundown_value: Result<(), Cancelled> = match ::sundown::__private::race(
-            async {
-                #[allow(
-                    unknown_lints,
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::empty_loop,
-                    clippy::let_unit_value,
-                    clippy::let_with_type_underscore,
-                    clippy::needless_return,
-                    clippy::unreachable,
-                    clippy::used_underscore_binding
-                )]
-                if false {
-                    let __sundown_fake_return: Result<(), Cancelled> = loop {};
-                    return __sundown_fake_return;
-                }
-                {
-                    {
-                        let __sundown_future = poll_feed(x);
-                        let __sundown_classify = ::sundown::__classify!(
-                            ::sundown::__private::probe_future(&__sundown_future)
-                        );
-                        ::sundown::__private::spawn_tracked(
-                            "poll_feed",
-                            true,
-                            __sundown_future,
-                            __sundown_classify,
-                        )
-                    };
-                    let sum = {
-                        let __sundown_function = compute;
-                        let __sundown_classify = ::sundown::__classify!(
-                            ::sundown::__private::probe_fn(&__sundown_function)
-                        );
-                        ::sundown::__private::spawn_blocking_tracked(
-                            "compute",
-                            false,
-                            __sundown_function,
-                            __sundown_classify,
-                        )
-                    };
-                    let typed = {
-                        let __sundown_future: Fut = fut;
-                        let __sundown_classify = ::sundown::__classify!(
-                            ::sundown::__private::probe_future(&__sundown_future)
-                        );
-                        ::sundown::__private::spawn_tracked(
-                            "fut",
-                            false,
-                            __sundown_future,
-                            __sundown_classify,
-                        )
-                    };
-                    let all: Vec<_> = futures
-                        .into_iter()
-                        .map(|__sundown_argument| {
-                            let __sundown_future = __sundown_argument;
-                            let __sundown_classify = ::sundown::__classify!(
-                                ::sundown::__private::probe_future(&__sundown_future)
-                            );
-                            ::sundown::__private::spawn_tracked(
-                                "start::{task}",
-                                false,
-                                __sundown_future,
-                                __sundown_classify,
-                            )
-                        })
-                        .collect();
-                    Ok(())
-                }
-            },
-            &mut __sundown_watch,
-            ::core::option::Option::None,
-        )
-        .await
-        {
-            ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
-            ::core::result::Result::Err(__sundown_cancel) => {
+        let __sundown_value: Result<(), Cancelled> = {
+            if let ::core::option::Option::Some(__sundown_cancel) =
+                ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)
+            {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+            }
+            {
+                {
+                    let __sundown_future = poll_feed(x);
+                    let __sundown_classify = ::sundown::__classify!(
+                        ::sundown::__private::probe_future(&__sundown_future)
+                    );
+                    ::sundown::__private::spawn_tracked(
+                        "poll_feed",
+                        true,
+                        __sundown_future,
+                        __sundown_classify,
+                    )
+                };
+                let sum = {
+                    let __sundown_function = compute;
+                    let __sundown_classify =
+                        ::sundown::__classify!(::sundown::__private::probe_fn(&__sundown_function));
+                    ::sundown::__private::spawn_blocking_tracked(
+                        "compute",
+                        false,
+                        __sundown_function,
+                        __sundown_classify,
+                    )
+                };
+                let typed = {
+                    let __sundown_future: Fut = fut;
+                    let __sundown_classify = ::sundown::__classify!(
+                        ::sundown::__private::probe_future(&__sundown_future)
+                    );
+                    ::sundown::__private::spawn_tracked(
+                        "fut",
+                        false,
+                        __sundown_future,
+                        __sundown_classify,
+                    )
+                };
+                let all: Vec<_> = futures
+                    .into_iter()
+                    .map(|__sundown_argument| {
+                        let __sundown_future = __sundown_argument;
+                        let __sundown_classify = ::sundown::__classify!(
+                            ::sundown::__private::probe_future(&__sundown_future)
+                        );
+                        ::sundown::__private::spawn_tracked(
+                            "start::{task}",
+                            false,
+                            __sundown_future,
+                            __sundown_classify,
+                        )
+                    })
+                    .collect();
+                Ok(())
             }
         };
         #[allow(unreachable_code)]

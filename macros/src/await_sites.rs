@@ -8,11 +8,12 @@
 //! bodies of the tasks it spawns.
 
 use crate::error::Errors;
-use crate::expand_common::default_krate;
+use crate::expand_common::{default_krate, reported_at};
 use crate::spawn_rewrite::respan;
 use crate::walk::{self, Visitor};
-use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::quote;
+use syn::spanned::Spanned;
 use syn::{Block, Expr, ExprAwait};
 
 /// The longest expression text a site keeps; longer ones are cut with `…`.
@@ -95,10 +96,19 @@ pub(crate) fn recorded(krate: &syn::Path, wait: &ExprAwait, text: &str) -> Expr 
     let base = &wait.base;
     let site = site(krate, wait.await_token.span, text);
     let at = respan(quote!(#krate::__private::at), wait.await_token.span);
-    let mut recorded: Expr = syn::parse_quote!(#at(#base, #site).await);
-    // `#[cfg(..)] x.await;` stays compiled out.
+    // The call's parentheses too: an `EXPR` that is not a future is reported at the
+    // user's code, not at the attribute.
+    let mut args = Group::new(Delimiter::Parenthesis, quote!(#base, #site));
+    args.set_span(reported_at(base.span()));
+    let mut recorded: Expr = syn::parse_quote!(#at #args.await);
     if let Expr::Await(new) = &mut recorded {
+        // `#[cfg(..)] x.await;` stays compiled out.
         new.attrs = wait.attrs.clone();
+        // An await where none is allowed (in a closure that is not `async`) is reported
+        // at the user's `.await`, not at the attribute.
+        let at_await = reported_at(wait.await_token.span);
+        new.dot_token.span = reported_at(wait.dot_token.span);
+        new.await_token.span = at_await;
     }
     recorded
 }
@@ -135,6 +145,12 @@ impl Visitor for AwaitSites<'_> {
         let Expr::Await(wait) = expr else { return };
         let text = self.texts.pop().unwrap_or_default();
         *expr = recorded(self.krate, wait, &text);
+    }
+
+    /// A tracked spawn (`#[cancel_safe]` rewrites spawns first): the awaits of what it
+    /// spawns record their sites too.
+    fn verbatim(&mut self, tokens: &mut TokenStream) {
+        walk::visit_verbatim(self, tokens);
     }
 }
 

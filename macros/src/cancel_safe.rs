@@ -11,7 +11,7 @@ use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
 use crate::spawn_rewrite::{SpawnRewriter, block_expr, outer_attrs, respan, set_outer_attrs};
 use crate::walk::{self, Visitor};
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, ItemFn, Macro, ReturnType, TraitItemFn};
@@ -188,10 +188,15 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
             #choose_token
             #watcher
             let __sundown_exit = '__sundown_body: {
-                if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
-                    break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-                }
-                let __sundown_value: #ret_once = #body;
+                // The check is a statement of the block that holds the body: a body that is
+                // one diverging expression (`unimplemented!()`, `return Ok(..)`) is then
+                // not a sub-expression that diverges (clippy's `diverging_sub_expression`).
+                let __sundown_value: #ret_once = {
+                    if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
+                        break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+                    }
+                    #body
+                };
                 #[allow(unreachable_code)]
                 break '__sundown_body ::core::result::Result::Ok(__sundown_value);
             };
@@ -236,6 +241,7 @@ fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> (
             }
         },
         block.span(),
+        Span::call_site(),
         quote!(::core::option::Option::None),
     );
     (point, true)
@@ -247,11 +253,20 @@ fn suspension_point(
     krate: &syn::Path,
     base: TokenStream,
     span: Span,
+    await_span: Span,
     site: TokenStream,
 ) -> TokenStream {
     let race = respan(quote!(#krate::__private::race), reported_at(span));
+    // The call's parentheses and the `.await` are the user's too: an `EXPR` that is not
+    // a future is reported at the user's code, not at the attribute.
+    let mut args = Group::new(
+        Delimiter::Parenthesis,
+        quote!(#base, &mut __sundown_watch, #site),
+    );
+    args.set_span(reported_at(span));
+    let dot_await = quote_spanned!(reported_at(await_span)=> .await);
     quote! {
-        match #race(#base, &mut __sundown_watch, #site).await {
+        match #race #args #dot_await {
             ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
             ::core::result::Result::Err(__sundown_cancel) => {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel)
@@ -308,6 +323,22 @@ const NO_AWAIT_MACROS: &[&str] = &[
     "writeln",
 ];
 
+/// The runtime's macros that a tracked spawn's rewrite writes (`KRATE::__classify!`),
+/// which never await.
+const OWN_MACROS: &[&str] = &["__classify", "__probe_argument"];
+
+impl SuspensionPoints<'_> {
+    fn is_own_macro(&self, mac: &Macro) -> bool {
+        let krate = self.krate;
+        let path = &mac.path;
+        let path = quote!(#path).to_string();
+        OWN_MACROS.iter().any(|name| {
+            let name = syn::Ident::new(name, Span::call_site());
+            quote!(#krate::#name).to_string() == path
+        })
+    }
+}
+
 fn mentions_await(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
         TokenTree::Ident(ident) => ident == "await",
@@ -343,7 +374,13 @@ impl Visitor for SuspensionPoints<'_> {
         let base = &wait.base;
         let site = await_sites::site(self.krate, wait.await_token.span, &text);
         let site = quote!(::core::option::Option::Some(#site));
-        let point = suspension_point(self.krate, quote!(#base), base.span(), site);
+        let point = suspension_point(
+            self.krate,
+            quote!(#base),
+            base.span(),
+            wait.await_token.span,
+            site,
+        );
         let attrs = outer_attrs(expr);
         *expr = block_expr(point);
         set_outer_attrs(expr, attrs);
@@ -358,16 +395,16 @@ impl Visitor for SuspensionPoints<'_> {
             .segments
             .last()
             .is_some_and(|last| NO_AWAIT_MACROS.iter().any(|m| last.ident == m));
-        if !known || mentions_await(&mac.tokens) {
+        if !(known || self.is_own_macro(mac)) || mentions_await(&mac.tokens) {
             self.hidden = true;
         }
     }
 
-    fn verbatim(&mut self, _tokens: &TokenStream) {
-        if self.nested > 0 {
-            return;
+    fn verbatim(&mut self, tokens: &mut TokenStream) {
+        // A tracked spawn: its argument's awaits are seen where they stand.
+        if !walk::visit_verbatim(self, tokens) && self.nested == 0 {
+            self.hidden = true;
         }
-        self.hidden = true;
     }
 }
 
@@ -387,6 +424,7 @@ mod tests {
             quote!(
                 async fn poll(conn: &Conn) -> Result<(), E> {
                     tokio::spawn(work());
+                    conn.ready().await;
                     Ok(())
                 }
             ),
@@ -456,6 +494,44 @@ mod tests {
             );
         }
         let expanded = expand_body(quote!(println!("{}", a()); b().await; Ok(())));
+        assert!(!expanded.contains("race (async"), "{expanded}");
+    }
+
+    /// Regression: the rewritten spawns of a body were tokens its walk could not see
+    /// into, taken for a macro that may hide an await: a body that only spawned was raced
+    /// whole behind a watcher, and the awaits of the blocks it spawned recorded no site.
+    #[test]
+    fn a_spawn_is_not_a_suspension_point() {
+        for body in [
+            quote!(tokio::spawn(work()); Ok(())),
+            quote!(let h = tokio::spawn(async move { tick().await }); drop(h); Ok(())),
+            quote!(spawn(work()); Ok(())),
+            quote!(handle.spawn(work()); Ok(())),
+            quote!(let hs: Vec<_> = fs.into_iter().map(tokio::spawn).collect(); Ok(hs)),
+            quote!(tokio::task::spawn_blocking(compute); Ok(())),
+            quote!(let f = async { tokio::spawn(work()) }; Ok(f)),
+        ] {
+            let expanded = expand_body(body);
+            assert!(!expanded.contains("Watcher"), "{expanded}");
+            assert!(
+                expanded.contains(":: __private :: precheck (& __SUNDOWN_SITE"),
+                "{expanded}"
+            );
+        }
+        // An await in the spawned block is the block's: recorded, not raced.
+        let expanded = expand_body(quote!(tokio::spawn(async move { tick().await }); Ok(())));
+        assert_eq!(
+            expanded.matches(":: __private :: at (tick ()").count(),
+            1,
+            "{expanded}"
+        );
+        // An await in a spawn's argument is the body's own: a suspension point, inline.
+        let expanded = expand_body(quote!(tokio::spawn(serve(accept().await)); Ok(())));
+        assert_eq!(
+            expanded.matches(":: __private :: race (").count(),
+            1,
+            "{expanded}"
+        );
         assert!(!expanded.contains("race (async"), "{expanded}");
     }
 

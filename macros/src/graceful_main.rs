@@ -120,7 +120,10 @@ fn expand_checked(
     let fields = config_fields(config, krate);
     // `#[track_caller]` on `run_main` reports the function's own line.
     let run_main = respan(quote!(#krate::__private::run_main), name.span());
-    let call = quote_spanned!(name.span()=> #run_main(__sundown_config, __sundown_main));
+    // The locals are interpolated: they keep the expansion's hygiene, not the name's
+    // (which differs when the name comes from a `macro_rules!` caller's tokens).
+    let (config, main) = (quote!(__sundown_config), quote!(__sundown_main));
+    let call = quote_spanned!(name.span()=> #run_main(#config, #main));
 
     quote! {
         #(#attrs)*

@@ -134,9 +134,12 @@ impl<'a> SpawnRewriter<'a> {
         // that cannot be spawned (a future that is not `Send`) is reported over the user's
         // whole call, as it is for `tokio::spawn`. The locals keep the expansion's span.
         let callee = respan(quote!(#krate::__private::#tracked), site);
+        // Interpolated, so the local keeps the expansion's hygiene even where the user's
+        // tokens come from a `macro_rules!` caller's.
+        let classify = quote!(__sundown_classify);
         let mut arguments = Group::new(
             Delimiter::Parenthesis,
-            quote_spanned!(site=> #name, #detached, #local, __sundown_classify),
+            quote_spanned!(site=> #name, #detached, #local, #classify),
         );
         arguments.set_span(end);
         let tracked_call = quote!(#callee #arguments);
@@ -180,9 +183,14 @@ impl<'a> SpawnRewriter<'a> {
         let at = last_segment_span(callee).unwrap_or_else(|| callee.span());
         let method = syn::Ident::new(method, at);
         let site = call.span();
+        // The locals are interpolated, so they keep the expansion's hygiene (written in
+        // `quote_spanned!` they would take the user's, which differs from the `let`s'
+        // when the user's tokens come from a `macro_rules!` caller's).
+        let (callee_local, probe_local) =
+            (quote!(__sundown_callee), quote!(__sundown_argument_probe));
         let proof = quote_spanned! {site=>
             (&&#krate::__private::SpawnProof::new(
-                &__sundown_callee,
+                &#callee_local,
                 #krate::__private::#tokio_function,
             ))
         };
@@ -191,14 +199,14 @@ impl<'a> SpawnRewriter<'a> {
                 #name,
                 #detached,
                 #local,
-                move |#local| __sundown_callee(#local),
-                move || #krate::__classify!(#krate::__probe_argument!(__sundown_argument_probe)),
+                move |#local| #callee_local(#local),
+                move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
             )
         };
         quote! {
-            let __sundown_callee = #callee;
+            let #callee_local = #callee;
             let #local = #argument;
-            let __sundown_argument_probe = #krate::__private::probe_argument(&#local);
+            let #probe_local = #krate::__private::probe_argument(&#local);
             #[allow(unused_imports)]
             use #krate::__private::{#proven as _, #unproven as _};
             #dispatch
@@ -229,19 +237,21 @@ impl<'a> SpawnRewriter<'a> {
             )
         };
         let site = call.span();
+        // Interpolated locals keep the expansion's hygiene (see `proven_or_warned`).
+        let (future, probe_local) = (quote!(__sundown_future), quote!(__sundown_argument_probe));
         let dispatch = quote_spanned! {site=>
             (&&#krate::__private::SpawnReceiver::of(&#receiver)).spawn_through(
                 #name,
                 #detached,
-                __sundown_future,
-                |__sundown_future| #receiver.#method(__sundown_future),
-                move || #krate::__classify!(#krate::__probe_argument!(__sundown_argument_probe)),
+                #future,
+                |#future| #receiver.#method(#future),
+                move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
             )
         };
         quote! {
             #bind
-            let __sundown_future = #argument;
-            let __sundown_argument_probe = #krate::__private::probe_argument(&__sundown_future);
+            let #future = #argument;
+            let #probe_local = #krate::__private::probe_argument(&#future);
             #[allow(unused_imports)]
             use #krate::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
             #dispatch

@@ -10,6 +10,7 @@
 //! are evaluated while compiling, if at all.
 
 use proc_macro2::TokenStream;
+use quote::quote;
 use syn::{Block, Expr, Macro, Pat, Stmt};
 
 /// What a walk does at each node it reaches.
@@ -41,8 +42,23 @@ pub(crate) trait Visitor {
     /// parse and rewrite them).
     fn macro_call(&mut self, _mac: &mut Macro) {}
 
-    /// Tokens syn did not parse.
-    fn verbatim(&mut self, _tokens: &TokenStream) {}
+    /// Tokens syn did not parse, or that an earlier rewrite left as tokens (a tracked
+    /// spawn); see [`visit_verbatim`].
+    fn verbatim(&mut self, _tokens: &mut TokenStream) {}
+}
+
+/// Walks tokens an earlier rewrite left as tokens (a tracked spawn, whose argument is the
+/// user's code), read back as the statements of a block and written back as the walk
+/// left them. `false` when they do not read as statements (tokens syn did not parse):
+/// the caller treats them as unseen.
+pub(crate) fn visit_verbatim<V: Visitor + ?Sized>(v: &mut V, tokens: &mut TokenStream) -> bool {
+    let Ok(mut block) = syn::parse2::<Block>(quote!({ #tokens })) else {
+        return false;
+    };
+    visit_block(v, &mut block);
+    let stmts = &block.stmts;
+    *tokens = quote!(#(#stmts)*);
+    true
 }
 
 /// Walks the statements of `block`.

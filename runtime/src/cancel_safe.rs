@@ -325,8 +325,10 @@ impl<F: Future> Future for Race<'_, '_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let entered = waits::mark();
+        // Disarmed while the future runs: a panic in it unwinds through the call, which
+        // is not a drop from outside. `pending` arms it again.
+        this.watcher.armed = false;
         if let Poll::Ready(v) = this.fut.poll(cx) {
-            this.watcher.armed = false;
             return Poll::Ready(Ok(v));
         }
         if let Some(site) = *this.site {

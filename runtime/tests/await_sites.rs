@@ -126,3 +126,43 @@ async fn the_site_is_replaced_when_the_task_moves_on() {
     assert_eq!(chain(&scope.tasks()[0]), ["second.acquire()"]);
     scope.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Spawns a tracked task from a body with no suspension point of its own.
+#[cancel_safe]
+async fn launch_waiter(pool: Arc<Semaphore>) -> Result<(), Cancelled> {
+    tokio::spawn(async move {
+        let _permit = pool.acquire().await;
+    });
+    Ok(())
+}
+
+/// The same from a body raced whole (its awaits are inside `select!`).
+#[cancel_safe]
+async fn launch_waiter_in_select(pool: Arc<Semaphore>) -> Result<(), Cancelled> {
+    tokio::spawn(async move {
+        let _permit = pool.acquire_owned().await;
+    });
+    tokio::select! {
+        () = std::future::ready(()) => Ok(()),
+    }
+}
+
+/// Regression: a `#[cancel_safe]` body's spawns were rewritten before its awaits were
+/// seen, and the awaits of the async blocks it spawned recorded no site.
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_spawned_by_a_cancel_safe_body_records_its_awaits() {
+    let pool = Arc::new(Semaphore::new(0));
+    let scope = Shutdown::new();
+    assert!(scope.enter(launch_waiter(pool.clone())).await.is_ok());
+    assert!(
+        scope
+            .enter(launch_waiter_in_select(pool.clone()))
+            .await
+            .is_ok()
+    );
+    settle().await;
+    let mut waits: Vec<Vec<&str>> = scope.tasks().iter().map(chain).collect();
+    waits.sort();
+    assert_eq!(waits, [["pool.acquire()"], ["pool.acquire_owned()"]]);
+    scope.shutdown(Duration::from_secs(1)).await;
+}

@@ -514,3 +514,41 @@ async fn a_parent_token_cancelled_directly_stops_every_call_in_its_children() {
         );
     }
 }
+
+async fn panics_after_a_pending() -> u32 {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    panic!("bad response")
+}
+
+#[cancel_safe(cleanup = count_cleanup(&c))]
+async fn fetch_panics(c: Arc<Counters>) -> Result<u32, Cancelled> {
+    c.body.fetch_add(1, Ordering::SeqCst);
+    Ok(panics_after_a_pending().await)
+}
+
+/// The same, raced whole (its awaits are inside `select!`).
+#[cancel_safe(cleanup = count_cleanup(&c))]
+async fn select_panics(c: Arc<Counters>) -> Result<u32, Cancelled> {
+    c.body.fetch_add(1, Ordering::SeqCst);
+    tokio::select! {
+        v = panics_after_a_pending() => Ok(v),
+    }
+}
+
+/// Regression: a panic inside an awaited future that had been pending unwound through
+/// the call with its watcher armed, and the report said the cleanup was "dropped from
+/// outside" though nothing was cancelled or dropped: the panic is the only failure.
+#[tokio::test(start_paused = true)]
+async fn a_panic_inside_an_await_is_not_a_cleanup_dropped_from_outside() {
+    let scope = Shutdown::new();
+    let c = Arc::new(Counters::default());
+    let inline = scope.spawn(fetch_panics(c.clone()));
+    let raced = scope.spawn(select_panics(c.clone()));
+    assert!(inline.await.is_err_and(|e| e.is_panic()));
+    assert!(raced.await.is_err_and(|e| e.is_panic()));
+    assert_eq!(c.body.load(Ordering::SeqCst), 2);
+    assert_eq!(c.cleanup.load(Ordering::SeqCst), 0, "nothing was cancelled");
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.failure_count(), 2, "{report}");
+    assert!(report.dropped_cleanups().is_empty(), "{report}");
+}

@@ -65,6 +65,16 @@ mod user {
         Outcome::Ok(session.flushed)
     }
 
+    /// A body that only spawns: no suspension point of its own, the spawned block's
+    /// await recorded.
+    #[cancel_safe]
+    pub async fn launch() -> Outcome<()> {
+        ::core::mem::drop(::tokio::spawn(async {
+            ::tokio::task::yield_now().await;
+        }));
+        Outcome::Ok(())
+    }
+
     #[cancel_safe(token = scope.token())]
     pub async fn with_token(scope: &::sundown::Shutdown) -> Outcome<()> {
         Outcome::Ok(())
@@ -97,6 +107,7 @@ fn cancel_safe_functions_run_like_the_plain_functions_outside_a_scope() {
         assert_eq!(session.get().await.ok(), Some(7));
         assert!(!session.flushed);
         assert_eq!(user::fan_out(&session).await.ok(), Some(false));
+        assert_eq!(user::launch().await.ok(), Some(()));
     });
     let entry_points: [fn(); 2] = [user::program, user::unit_program];
     assert_eq!(entry_points.len(), 2);

@@ -293,23 +293,38 @@ struct SuspensionPoints<'a> {
 /// Macros that never await on their own: with no `.await` in their input, they add no
 /// suspension point.
 const NO_AWAIT_MACROS: &[&str] = &[
+    "anyhow",
     "assert",
     "assert_eq",
     "assert_ne",
+    "bail",
+    "cfg",
+    "column",
+    "compile_error",
     "concat",
     "dbg",
     "debug",
     "debug_assert",
     "debug_assert_eq",
     "debug_assert_ne",
+    "ensure",
+    "env",
     "eprint",
     "eprintln",
     "error",
+    "file",
     "format",
     "format_args",
+    "include_bytes",
+    "include_str",
     "info",
+    "json",
+    "line",
     "matches",
+    "module_path",
+    "option_env",
     "panic",
+    "pin",
     "print",
     "println",
     "stringify",
@@ -500,6 +515,28 @@ mod tests {
     /// Regression: the rewritten spawns of a body were tokens its walk could not see
     /// into, taken for a macro that may hide an await: a body that only spawned was raced
     /// whole behind a watcher, and the awaits of the blocks it spawned recorded no site.
+    #[test]
+    fn macros_that_never_await_leave_a_body_without_suspension_points() {
+        for body in [
+            quote!(anyhow::ensure!(n > 0, "n is {}", n); Ok(n)),
+            quote!(if n == 0 { anyhow::bail!("empty") } Ok(n)),
+            quote!(let v = serde_json::json!({ "n": n }); Ok(v)),
+            quote!(let p = env!("CARGO_PKG_NAME"); Ok(p.len())),
+            quote!(let f = std::pin::pin!(work()); Ok(f.is_terminated())),
+            quote!(if cfg!(debug_assertions) {
+                Ok(line!())
+            } else {
+                Ok(0)
+            }),
+        ] {
+            let expanded = expand_body(body);
+            assert!(!expanded.contains("Watcher"), "{expanded}");
+        }
+        // With an await in its input, the same macro is a suspension point.
+        let expanded = expand_body(quote!(anyhow::ensure!(ready().await, "no"); Ok(())));
+        assert!(expanded.contains("Watcher"), "{expanded}");
+    }
+
     #[test]
     fn a_spawn_is_not_a_suspension_point() {
         for body in [

@@ -28,6 +28,11 @@ fn current_thread() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("a runtime: {e}"))
 }
 
+/// running, completed, failed, cancelled
+fn counts(s: &Stats) -> (u64, u64, u64, u64) {
+    (s.running, s.completed, s.failed, s.cancelled)
+}
+
 fn ended(s: &Stats) -> u64 {
     s.completed + s.failed + s.cancelled
 }
@@ -196,12 +201,7 @@ fn every_snapshot_lists_each_long_lived_task_once_under_churn() {
     });
     let stats = scope.stats();
     assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
+        counts(&stats),
         (
             0,
             (2 * STEADY + churned.load(Ordering::Relaxed)) as u64,
@@ -262,12 +262,7 @@ fn owned_names_stay_with_their_task_under_churn() {
     });
     let stats = scope.stats();
     assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
+        counts(&stats),
         (0, spawned.load(Ordering::Relaxed) as u64, 0, 0)
     );
 }
@@ -341,15 +336,7 @@ fn more_spawning_threads_than_shards_finish_and_add_up() {
     });
     assert_eq!(completed + cancelled, (THREADS * PER) as u64);
     let stats = scope.stats();
-    assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
-        (0, completed, 0, cancelled)
-    );
+    assert_eq!(counts(&stats), (0, completed, 0, cancelled));
     assert!(scope.tasks().is_empty());
 }
 
@@ -393,15 +380,7 @@ fn tasks_that_end_before_their_abort_handle_is_stored() {
         t.join().unwrap();
     }
     let stats = scope.stats();
-    assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
-        (0, (THREADS * PER) as u64, 0, 0)
-    );
+    assert_eq!(counts(&stats), (0, (THREADS * PER) as u64, 0, 0));
     assert!(scope.tasks().is_empty(), "no entry outlives its task");
 
     // The same slots, reused by tasks that only an abort ends.
@@ -467,15 +446,7 @@ fn a_zero_budget_shutdown_races_tasks_ending() {
                 }
             }
             let stats = scope.stats();
-            assert_eq!(
-                (
-                    stats.running,
-                    stats.completed,
-                    stats.failed,
-                    stats.cancelled
-                ),
-                (0, completed, 0, cancelled)
-            );
+            assert_eq!(counts(&stats), (0, completed, 0, cancelled));
             assert_eq!(ended(&stats), TASKS as u64);
         });
     }
@@ -546,15 +517,7 @@ fn a_child_scope_per_request() {
     stop.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
     let stats = parent.stats();
-    assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
-        (0, (REQUESTS * 4) as u64, 0, 0)
-    );
+    assert_eq!(counts(&stats), (0, (REQUESTS * 4) as u64, 0, 0));
     assert!(parent.tasks().is_empty());
 }
 
@@ -661,15 +624,7 @@ fn shutdown_aborts_while_spawning_continues() {
         (completed, cancelled)
     });
     let stats = scope.stats();
-    assert_eq!(
-        (
-            stats.running,
-            stats.completed,
-            stats.failed,
-            stats.cancelled
-        ),
-        (0, completed, 0, cancelled)
-    );
+    assert_eq!(counts(&stats), (0, completed, 0, cancelled));
 }
 
 /// A value whose `Drop` spawns a task that owns another such value: on a runtime that

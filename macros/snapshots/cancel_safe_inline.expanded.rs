@@ -67,12 +67,16 @@ async fn poll_feed(session: &Session) -> Result<(), Error> {
     match __sundown_exit {
         ::core::result::Result::Ok(__sundown_value) => __sundown_value,
         ::core::result::Result::Err(__sundown_cancel) => {
-            let __sundown_cleanup = session.flush();
-            let __sundown_classify =
-                ::sundown::__classify!(::sundown::__private::probe_future(&__sundown_cleanup));
-            let __sundown_cancel = __sundown_cancel
-                .run_cleanup(__sundown_cleanup, __sundown_classify)
-                .await;
+            let __sundown_cancel = if __sundown_cancel.body_ran() {
+                let __sundown_cleanup = session.flush();
+                let __sundown_classify =
+                    ::sundown::__classify!(::sundown::__private::probe_future(&__sundown_cleanup));
+                __sundown_cancel
+                    .run_cleanup(__sundown_cleanup, __sundown_classify)
+                    .await
+            } else {
+                __sundown_cancel
+            };
             ::core::result::Result::Err(::core::convert::From::from(__sundown_cancel.into_error()))
         }
     }

@@ -142,13 +142,20 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
         // cleanup that is not a future gives errors there and nowhere else.
         let at_cleanup = reported_at(cleanup.span());
         let krate = respan(quote!(#krate), at_cleanup);
+        // Not even evaluated for a call refused before its body ran: nothing to clean
+        // up, and a cleanup written as a plain function call must not run its side
+        // effects.
         quote_spanned! {at_cleanup=>
-            let __sundown_cleanup = #cleanup;
-            let __sundown_classify =
-                #krate::__classify!(#krate::__private::probe_future(&__sundown_cleanup));
-            let __sundown_cancel = __sundown_cancel
-                .run_cleanup(__sundown_cleanup, __sundown_classify)
-                .await;
+            let __sundown_cancel = if __sundown_cancel.body_ran() {
+                let __sundown_cleanup = #cleanup;
+                let __sundown_classify =
+                    #krate::__classify!(#krate::__private::probe_future(&__sundown_cleanup));
+                __sundown_cancel
+                    .run_cleanup(__sundown_cleanup, __sundown_classify)
+                    .await
+            } else {
+                __sundown_cancel
+            };
         }
     });
     // Reported at the return type like `assert_cancellable`, so an error type without

@@ -366,6 +366,14 @@ impl<F: Future> Future for OutOfLine<F> {
 }
 
 impl Cancellation {
+    /// Whether the body ran before it was cancelled (else the call was refused by its
+    /// level-triggered check, and has nothing to clean up: the expansion does not even
+    /// evaluate the cleanup expression then).
+    #[doc(hidden)]
+    pub fn body_ran(&self) -> bool {
+        self.body_ran
+    }
+
     /// Runs the cleanup once: shielded from the cancellation that stopped the body (so
     /// `#[cancel_safe]` calls inside it work), bounded by the cleanup timeout and cut
     /// by the hard deadline or a forced shutdown. A cleanup that fails, panics or is

@@ -242,6 +242,42 @@ async fn a_body_without_awaits_is_not_run_once_its_token_is_cancelled() {
     assert_eq!(ran.load(Ordering::SeqCst), 2);
 }
 
+/// A cleanup written as a plain function call, with a side effect of its own before
+/// it hands back the future.
+fn counting_cleanup(calls: &AtomicUsize) -> std::future::Ready<()> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    std::future::ready(())
+}
+
+#[cancel_safe(cleanup = counting_cleanup(cleanups))]
+async fn waits_with_eager_cleanup(cleanups: &AtomicUsize) -> Result<(), Cancelled> {
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_call_does_not_evaluate_its_cleanup() {
+    let cleanups = AtomicUsize::new(0);
+    let scope = Shutdown::new();
+    // Cancelled while the body waits: the cleanup runs once.
+    let call = scope.enter(waits_with_eager_cleanup(&cleanups));
+    let trigger = async {
+        tokio::task::yield_now().await;
+        scope.trigger("test");
+    };
+    let (r, ()) = tokio::join!(call, trigger);
+    assert!(r.is_err());
+    assert_eq!(cleanups.load(Ordering::SeqCst), 1);
+    // Refused before the body runs: nothing to clean up, the expression not evaluated.
+    let r = scope.enter(waits_with_eager_cleanup(&cleanups)).await;
+    assert!(r.is_err());
+    assert_eq!(
+        cleanups.load(Ordering::SeqCst),
+        1,
+        "no cleanup for a refused call"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn outside_any_scope_it_runs_as_the_plain_function() {
     let r = tokio::time::timeout(Duration::from_secs(1), slow_cleanup()).await;

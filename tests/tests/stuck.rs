@@ -115,7 +115,7 @@ fn a_task_that_never_yields_is_blocking_for_a_growing_time_in_two_dumps() {
         seconds[1] >= seconds[0] + 0.7,
         "the second dump shows a longer block: {dumps}"
     );
-    let spawned = format!("stuck.rs:{}", line_of(SOURCE, "// CPU LINE") - 4);
+    let spawned = format!("stuck.rs:{}", line_of(SOURCE, "// CPU SPAWN") + 1);
     assert!(dumps.contains(&spawned), "{dumps}");
     p.signal("TERM");
     let end = p.wait(Duration::from_secs(10));

@@ -111,14 +111,17 @@ async fn channel() {
 /// A task that never yields: one poll that lasts until the process ends.
 #[graceful_main(timeout = "1s", dump_signal = "SIGUSR1")]
 async fn cpu() {
+    // CPU SPAWN: the next line.
     tokio::spawn(async {
         tokio::task::yield_now().await;
+        // Said by the spinning task itself, as it starts: `ready` then depends on nothing
+        // else being scheduled while one of the two workers spins for good.
+        say("ready");
         let mut x = 0u64;
         loop {
             x = std::hint::black_box(x.wrapping_add(1)); // CPU LINE
         }
     });
-    settle_then_ready().await;
     sundown::requested().await;
 }
 

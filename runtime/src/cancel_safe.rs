@@ -20,7 +20,7 @@ use crate::error::Cancelled;
 use crate::lifecycle::any_may_be_cancelled;
 use crate::probe::Classify;
 use crate::registry::TaskOutcome;
-use crate::registry::{SlotKey, TaskState};
+use crate::registry::TaskState;
 use crate::report::{CleanupLoss, DroppedCleanup, Failure, FailureKind};
 use crate::scope::Shutdown;
 use crate::task::ambient::{self, Ambient};
@@ -339,18 +339,6 @@ impl<F: Future> Future for Race<'_, '_, F> {
 }
 
 /// Restores the task's state when the cleanup ends or is dropped.
-struct StateRestore {
-    scope: Shutdown,
-    key: SlotKey,
-    previous: TaskState,
-}
-
-impl Drop for StateRestore {
-    fn drop(&mut self) {
-        self.scope.registry().set_state(self.key, self.previous);
-    }
-}
-
 /// A boxed future polled by a function that is never inlined: the cold path of a
 /// `#[cancel_safe]` call.
 #[doc(hidden)]
@@ -401,15 +389,7 @@ impl Cancellation {
         let scope = self.ambient.as_ref().map(|a| a.scope.clone());
         let task = self.ambient.as_ref().and_then(|a| a.task);
         let _restore = match (&scope, task) {
-            (Some(s), Some(k)) => {
-                s.registry()
-                    .set_state(k, TaskState::CleaningUp)
-                    .map(|previous| StateRestore {
-                        scope: s.clone(),
-                        key: k,
-                        previous,
-                    })
-            }
+            (Some(s), Some(k)) => s.show_state(k, TaskState::CleaningUp),
             _ => None,
         };
         let mut cut = DropRecorder {

@@ -468,6 +468,19 @@ impl Shutdown {
         &self.inner.registry
     }
 
+    /// Shows the task `key` of this scope as `state` until the returned guard is dropped,
+    /// then as it was before (inside `shield`, while a cleanup runs); `None` when the
+    /// task is gone.
+    pub(crate) fn show_state(&self, key: SlotKey, state: TaskState) -> Option<ShownState> {
+        self.registry()
+            .set_state(key, state)
+            .map(|previous| ShownState {
+                scope: self.clone(),
+                key,
+                previous,
+            })
+    }
+
     pub(crate) fn hooks(&self) -> &HookStack {
         &self.inner.hooks
     }
@@ -718,5 +731,19 @@ impl ScopeInner {
         self.hooks.take_from(&other.hooks);
         let grandchildren = std::mem::take(&mut *lock(&other.children));
         lock(&self.children).extend(grandchildren);
+    }
+}
+
+/// A task's state shown for a while (see [`Shutdown::show_state`]): the state before it
+/// comes back when this is dropped.
+pub(crate) struct ShownState {
+    scope: Shutdown,
+    key: SlotKey,
+    previous: TaskState,
+}
+
+impl Drop for ShownState {
+    fn drop(&mut self) {
+        self.scope.registry().set_state(self.key, self.previous);
     }
 }

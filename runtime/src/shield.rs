@@ -33,32 +33,13 @@ pub async fn shield<F: Future>(fut: F) -> F::Output {
     let Some(mut here) = ambient::current() else {
         return fut.await;
     };
-    let restore = here.task.and_then(|key| {
-        let registry = here.scope.registry();
-        registry
-            .set_state(key, TaskState::Shielded)
-            .map(|previous| RestoreState {
-                scope: here.scope.clone(),
-                key,
-                previous,
-            })
-    });
+    let restore = here
+        .task
+        .and_then(|key| here.scope.show_state(key, TaskState::Shielded));
     here.shielded = true;
     let out = ambient::scope(here, fut).await;
     drop(restore);
     out
-}
-
-struct RestoreState {
-    scope: crate::Shutdown,
-    key: crate::registry::SlotKey,
-    previous: TaskState,
-}
-
-impl Drop for RestoreState {
-    fn drop(&mut self) {
-        self.scope.registry().set_state(self.key, self.previous);
-    }
 }
 
 /// A timeout whose error names the operation: `"fetch_user" timed out after 100ms`.

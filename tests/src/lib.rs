@@ -313,3 +313,21 @@ pub fn line_of(source: &str, marker: &str) -> usize {
         .map(|i| i + 1)
         .expect("marker in source")
 }
+
+/// What the fixture programs (`src/bin/*`) share.
+pub mod fixture {
+    use std::io::Write;
+
+    /// One line on stdout, flushed at once: what a test waits for (`ready`, …).
+    pub fn say(line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// A mode the fixture `program` does not have: says so, exits 2.
+    pub fn unknown_mode(program: &str, mode: &str) -> ! {
+        eprintln!("{program}: unknown mode {mode:?}");
+        std::process::exit(2)
+    }
+}

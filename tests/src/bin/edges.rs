@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use sundown::{Cancelled, Shutdown, cancel_safe, graceful_main};
+use sundown_tests::fixture::{say, unknown_mode};
 
 fn main() {
     match std::env::args().nth(1).unwrap_or_default().as_str() {
@@ -29,17 +30,8 @@ fn main() {
             std::panic::set_hook(Box::new(|_| {}));
             main_panics()
         }
-        other => {
-            eprintln!("edges: unknown mode {other:?}");
-            std::process::exit(2)
-        }
+        other => unknown_mode("edges", other),
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 fn say_err(line: &str) {

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use sundown::{Cancelled, cancel_safe, graceful_main};
+use sundown_tests::fixture::{say, unknown_mode};
 
 fn main() {
     if std::env::var_os("FIXTURE_FILL_STDERR").is_some() {
@@ -41,17 +42,8 @@ fn main() {
             many_failures();
         }
         "many_tasks" => many_tasks(),
-        other => {
-            eprintln!("fixture: unknown mode {other:?}");
-            std::process::exit(2)
-        }
+        other => unknown_mode("fixture", other),
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 async fn worker(i: u32) {

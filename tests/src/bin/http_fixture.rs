@@ -9,7 +9,6 @@
 //!   handler that never answers (`/stuck`); the task table is printed on SIGUSR1.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -18,22 +17,14 @@ use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
 use sundown::{Cancelled, cancel_safe, graceful_main};
+use sundown_tests::fixture::{say, unknown_mode};
 
 fn main() {
     match std::env::args().nth(1).unwrap_or_default().as_str() {
         "plain" => plain(),
         "tracked" => tracked(),
-        other => {
-            eprintln!("http_fixture: unknown mode {other:?}");
-            std::process::exit(2)
-        }
+        other => unknown_mode("http_fixture", other),
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Work a handler awaits: cancellable, with a cleanup, as a README function would be.

@@ -3,10 +3,10 @@
 //! task waits for shutdown, then works 300 ms and prints `<name> done`, so that the line
 //! is printed only if the drain waited for the task.
 
-use std::io::Write;
 use std::time::Duration;
 
 use sundown::{Cancelled, cancel_safe, graceful_main};
+use sundown_tests::fixture::{say, unknown_mode};
 use tokio::spawn;
 use tokio::spawn as start;
 use tokio::task;
@@ -18,17 +18,8 @@ fn main() {
         "handle" => handle(),
         "cancel_safe" => cancel_safe_body(),
         "diverging" => diverging(),
-        other => {
-            eprintln!("spawn_forms: unknown mode {other:?}");
-            std::process::exit(2)
-        }
+        other => unknown_mode("spawn_forms", other),
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Keeps handles the way a program would, in a `Vec`.

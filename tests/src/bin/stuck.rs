@@ -2,11 +2,11 @@
 //! and "blocking for" columns and for debug mode's slow-poll warning. Each prints
 //! `ready` on stdout once every task has reached the place it is stuck at.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sundown::graceful_main;
+use sundown_tests::fixture::{say, unknown_mode};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 fn main() {
@@ -19,17 +19,8 @@ fn main() {
         "slow_poll" => slow_poll(),
         "slow_poll_debug_attribute" => slow_poll_debug_attribute(),
         "deadline" => deadline(),
-        other => {
-            eprintln!("stuck: unknown mode {other:?}");
-            std::process::exit(2)
-        }
+        other => unknown_mode("stuck", other),
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Lets the spawned tasks reach their await, then says `ready`.

@@ -365,7 +365,8 @@ impl Cancellation {
     /// Runs the cleanup once: shielded from the cancellation that stopped the body (so
     /// `#[cancel_safe]` calls inside it work), bounded by the cleanup timeout and cut
     /// by the hard deadline or a forced shutdown. A cleanup that fails, panics or is
-    /// cut is reported. A body that never ran has nothing to clean up.
+    /// cut is reported. Called only when the body ran ([`body_ran`](Self::body_ran)):
+    /// the expansion decides that before it evaluates the cleanup expression.
     ///
     /// The cleanup's future is boxed and polled out of line: it exists only once the call
     /// was cancelled, and the calling function's state machine and its fast path stay
@@ -383,9 +384,6 @@ impl Cancellation {
         cleanup: C,
         classify: impl Classify<C::Output>,
     ) -> Self {
-        if !self.body_ran {
-            return self;
-        }
         let scope = self.ambient.as_ref().map(|a| a.scope.clone());
         let task = self.ambient.as_ref().and_then(|a| a.task);
         let _restore = match (&scope, task) {

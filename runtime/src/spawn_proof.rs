@@ -188,12 +188,15 @@ pub trait TokioHandleSpawn {
         let Some(scope) = crate::task::ambient::current_scope() else {
             return spawn(Box::pin(fut));
         };
-        let (guard, reserved) =
-            crate::task::TaskGuard::reserve(&scope, TaskName::Given(name.into()), location);
-        let task = crate::task::tracked(guard.detached(detached), fut, classify());
-        let handle = spawn(Box::pin(task));
-        reserved.set_abort(handle.abort_handle());
-        handle
+        crate::task::spawn_with(
+            &scope,
+            TaskName::Given(name.into()),
+            location,
+            fut,
+            classify(),
+            detached,
+            |task| spawn(Box::pin(task)),
+        )
     }
 }
 

@@ -33,18 +33,40 @@ where
     F::Output: Send + 'static,
     C: Classify<F::Output>,
 {
-    #[cfg(tokio_unstable)]
-    let console_name = name.shown().into_owned();
-    let (guard, reserved) = TaskGuard::reserve(scope, name, location);
-    let task = tracked(guard.detached(detached), fut, classify);
+    #[cfg(not(tokio_unstable))]
+    let start = tokio::spawn;
     // Under `tokio_unstable`, tokio-console shows the task by its sundown name.
     #[cfg(tokio_unstable)]
-    let handle = tokio::task::Builder::new()
-        .name(&console_name)
-        .spawn(task)
-        .unwrap_or_else(|e| panic!("tokio could not spawn `{console_name}`: {e}"));
-    #[cfg(not(tokio_unstable))]
-    let handle = tokio::spawn(task);
+    let console_name = name.shown().into_owned();
+    #[cfg(tokio_unstable)]
+    let start = |task| {
+        tokio::task::Builder::new()
+            .name(&console_name)
+            .spawn(task)
+            .unwrap_or_else(|e| panic!("tokio could not spawn `{console_name}`: {e}"))
+    };
+    spawn_with(scope, name, location, fut, classify, detached, start)
+}
+
+/// Wraps `fut` as a tracked task of `scope`, hands it to `start` (tokio's spawn, or
+/// the user's own call such as `Handle::spawn`) and stores the task's abort handle:
+/// the one place a tracked future is spawned.
+pub(crate) fn spawn_with<F, C, S>(
+    scope: &Shutdown,
+    name: TaskName,
+    location: &'static Location<'static>,
+    fut: F,
+    classify: C,
+    detached: bool,
+    start: S,
+) -> JoinHandle<F::Output>
+where
+    F: Future,
+    C: Classify<F::Output>,
+    S: FnOnce(ambient::Scoped<guard::Tracked<F, C>, TaskGuard>) -> JoinHandle<F::Output>,
+{
+    let (guard, reserved) = TaskGuard::reserve(scope, name, location);
+    let handle = start(tracked(guard.detached(detached), fut, classify));
     reserved.set_abort(handle.abort_handle());
     handle
 }

@@ -5,7 +5,7 @@
 //!
 //! - **One spawning thread per shard at a time.** A spawn *claims* a shard (one
 //!   compare-and-swap on a flag only spawners touch, normally the same thread's, so the
-//!   line stays in its cache), takes a free slot from the shard's own free list, fills
+//!   line stays in its cache), takes the next free slot at the shard's *cursor*, fills
 //!   the slot and publishes it with one release store of its *word* (generation, live
 //!   bit, state), and gives the claim back. The claim covers no code but the
 //!   registry's: a spawn nested in another (a task dropped inside `tokio::spawn`, whose
@@ -13,15 +13,24 @@
 //! - **The abort handle comes after the word.** The word is published with
 //!   `HANDLE_PENDING`; the spawner clears it once `tokio::spawn` has returned and the
 //!   handle is in the slot. Until then the slot is the spawner's too: if the task ends
-//!   first, the slot goes back to the free list only when both the ending thread and
-//!   the spawner are done with it (the last one frees it), so it cannot be reused
-//!   under the spawner's feet. An abort that finds the handle still to come leaves a
+//!   first, the slot is free only once both the ending thread and the spawner are done
+//!   with it (each clears its own bit), so it cannot be reused under the spawner's
+//!   feet. An abort that finds the handle still to come leaves a
 //!   bit in the word; the spawner sees it as it clears its own and aborts the task.
 //! - **Any thread ends a task.** Removal retires the word (live bit off, generation
-//!   advanced) with one compare-and-swap, takes the abort handle, counts the outcome and
-//!   pushes the slot onto the shard's *remote* free list (a stack of slot indices that
-//!   only grows by pushes and is emptied whole, so it has no ABA problem). The claimant
-//!   takes that whole list when its own is empty.
+//!   advanced, `ENDING` on) with one compare-and-swap, takes the abort handle, counts
+//!   the outcome and clears `ENDING` with a plain store: from then on the slot is free.
+//!   Nothing else is written: there is no free list.
+//! - **Slots are reused in address order.** The cursor walks the shard's slots and
+//!   wraps around; a spawn takes the first free one within a few steps, else a slot
+//!   never used (a new chunk when the last is full). A free list hands back the slot
+//!   freed last, whose line the thread that ended its task still holds, and the spawn
+//!   stalls on it (reading the link, then the word); walking in order, each spawn's
+//!   slot is the one after the last, which the processor's prefetcher has already
+//!   fetched, and the task's end touches only its own slot, not a shared list head.
+//!   The cost is a slot's space: the shard grows when the cursor finds only busy
+//!   slots ahead, so it holds the most tasks live at once plus what that search
+//!   leaves behind.
 //! - **Snapshots read like a sequence lock.** A reader loads the word, the fields, then
 //!   the word again, and keeps the slot only when the same generation was live both
 //!   times: a task alive for the whole snapshot is always in it, and a slot being reused
@@ -47,7 +56,7 @@ use tokio::task::AbortHandle;
 pub(super) const NIL: u32 = u32::MAX;
 
 /// Slots in a chunk.
-const CHUNK: usize = 128;
+pub(super) const CHUNK: usize = 128;
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 /// Directory page `p` holds `1 << p` chunks; enough pages for every `u32` index.
 const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
@@ -55,7 +64,8 @@ const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
 // The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
 // name is owned (kept in the shard's name table), bit 5 the abort handle is still to
 // come, bit 6 the ending thread is still clearing a retired slot, bit 7 an abort was
-// asked for while the handle was still to come, bits 16–31 the generation.
+// asked for while the handle was still to come, bits 16–31 the generation. A slot is
+// free when bits 0, 5 and 6 are all clear.
 pub(super) const LIVE: u64 = 1;
 const STATE_SHIFT: u32 = 1;
 const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
@@ -70,6 +80,15 @@ const ENDING: u64 = 1 << 6;
 /// task when it stores the handle.
 const ABORT_ASKED: u64 = 1 << 7;
 const GEN_SHIFT: u32 = 16;
+/// The bits that keep a slot from being reused.
+const BUSY: u64 = LIVE | HANDLE_PENDING | ENDING;
+/// Slots a spawn looks at from the cursor before it asks how many are free.
+const PROBES: u32 = 4;
+/// Slots a spawn looks at further when at least a quarter of the shard's are free.
+const SCAN: u32 = 1024;
+/// Spawns that take a never-used slot without looking, after one found the shard
+/// three-quarters live.
+const DENSE_SKIP: u32 = 32;
 
 pub(super) fn generation(word: u64) -> u16 {
     (word >> GEN_SHIFT) as u16
@@ -106,8 +125,6 @@ pub(super) struct Slot {
     pub(super) started: AtomicU32,
     /// When the current poll began on the coarse clock, or 0 (written by the task).
     pub(super) poll: AtomicU32,
-    /// The next slot of the free list this one is on.
-    next: AtomicU32,
 }
 
 impl Slot {
@@ -119,7 +136,6 @@ impl Slot {
             site: AtomicU32::new(0),
             started: AtomicU32::new(0),
             poll: AtomicU32::new(0),
-            next: AtomicU32::new(NIL),
         }
     }
 }
@@ -157,8 +173,10 @@ pub(super) struct Counted {
 #[repr(align(128))]
 struct OwnerSide {
     claimed: AtomicBool,
-    /// Head of the claimant's free list.
-    free: AtomicU32,
+    /// The next slot to look at.
+    cursor: AtomicU32,
+    /// Spawns left that take a never-used slot without looking (see `take_free`).
+    skip: AtomicU32,
     /// Slots handed out so far (indices below it exist).
     used: AtomicU32,
     /// Entries ever filled: the live count is this minus the ended ones, so a spawn
@@ -168,8 +186,6 @@ struct OwnerSide {
 
 #[repr(align(128))]
 struct EndingSide {
-    /// Head of the list of slots freed by other threads.
-    remote: AtomicU32,
     counts: Counts,
 }
 
@@ -195,12 +211,12 @@ impl Shard {
         Shard {
             owner: OwnerSide {
                 claimed: AtomicBool::new(false),
-                free: AtomicU32::new(NIL),
+                cursor: AtomicU32::new(0),
+                skip: AtomicU32::new(0),
                 used: AtomicU32::new(0),
                 inserted: AtomicU64::new(0),
             },
             ending: EndingSide {
-                remote: AtomicU32::new(NIL),
                 counts: Counts::default(),
             },
             directory: std::array::from_fn(|_| OnceLock::new()),
@@ -275,56 +291,98 @@ impl Shard {
         self.owner.claimed.store(false, Ordering::Release);
     }
 
-    /// A free slot and its index; the caller holds the claim.
-    pub(super) fn take_free(&self) -> Option<(u32, &Slot)> {
-        let mut head = self.owner.free.load(Ordering::Relaxed);
-        if head == NIL {
-            // The slots other threads freed, all at once.
-            head = self.ending.remote.swap(NIL, Ordering::Acquire);
+    /// A free slot, its index and the generation its entry gets; the caller holds the
+    /// claim.
+    ///
+    /// The first chunk is handed out in order. Then the first free slot from the cursor
+    /// on (wrapping around): within [`PROBES`] steps, which is where it is when tasks
+    /// end about as they were spawned; else, if at least a quarter of the shard's slots
+    /// are free, within [`SCAN`] more (long-lived tasks hold a run of slots, which the
+    /// cursor then steps over once per lap). Otherwise a slot never used: the shard
+    /// grows only when it is three-quarters live (or the scan found none free), and
+    /// after growing for that reason the next [`DENSE_SKIP`] spawns do not look.
+    pub(super) fn take_free(&self) -> Option<(u32, &Slot, u16)> {
+        let owner = &self.owner;
+        let used = owner.used.load(Ordering::Relaxed);
+        let skip = owner.skip.load(Ordering::Relaxed);
+        if (used as usize) >= CHUNK && skip == 0 {
+            if let Some(found) = self.find_free(used, PROBES) {
+                return Some(found);
+            }
+            let free = u64::from(used).saturating_sub(self.live_count());
+            if free * 4 < u64::from(used) {
+                owner.skip.store(DENSE_SKIP, Ordering::Relaxed);
+            } else if let Some(found) = self.find_free(used, SCAN) {
+                return Some(found);
+            }
+        } else if skip > 0 {
+            owner.skip.store(skip - 1, Ordering::Relaxed);
         }
-        if head != NIL {
-            let slot = self.slot(head)?;
-            self.owner
-                .free
-                .store(slot.next.load(Ordering::Relaxed), Ordering::Relaxed);
-            return Some((head, slot));
+        self.take_new(used)
+    }
+
+    /// The first free slot of the next `steps` at the cursor, which moves past it.
+    #[inline]
+    fn find_free(&self, used: u32, steps: u32) -> Option<(u32, &Slot, u16)> {
+        let mut cursor = self.owner.cursor.load(Ordering::Relaxed);
+        let mut found = None;
+        for _ in 0..steps {
+            if cursor >= used {
+                cursor = 0;
+            }
+            let index = cursor;
+            cursor += 1;
+            let Some(slot) = self.slot(index) else {
+                break;
+            };
+            // Acquire: the ending thread's last touch of the slot (taking its abort
+            // handle) comes before the fill.
+            let word = slot.word.load(Ordering::Acquire);
+            if word & BUSY == 0 {
+                found = Some((index, slot, generation(word)));
+                break;
+            }
         }
-        let index = self.owner.used.load(Ordering::Relaxed);
-        if index == NIL {
+        self.owner.cursor.store(cursor, Ordering::Relaxed);
+        found
+    }
+
+    /// The slot after the last one handed out, in a new chunk if need be.
+    fn take_new(&self, used: u32) -> Option<(u32, &Slot, u16)> {
+        if used == NIL {
             return None;
         }
-        let (page, chunk, offset) = locate(index);
+        let (page, chunk, offset) = locate(used);
         let slots = self
             .directory
             .get(page)?
             .get_or_init(|| (0..1usize << page).map(|_| OnceLock::new()).collect())
             .get(chunk)?
             .get_or_init(|| (0..CHUNK).map(|_| Slot::new()).collect());
-        self.owner.used.store(index + 1, Ordering::Release);
-        Some((index, slots.get(offset)?))
+        self.owner.used.store(used + 1, Ordering::Release);
+        Some((used, slots.get(offset)?, 0))
     }
 
     /// The ending thread is done with the slot it retired (`last`, its last live word):
-    /// frees it, unless the spawner has yet to settle the entry (then the spawner will).
-    pub(super) fn ended(&self, index: u32, slot: &Slot, last: u64) {
-        if last & HANDLE_PENDING != 0
-            && slot.word.fetch_and(!ENDING, Ordering::AcqRel) & HANDLE_PENDING != 0
-        {
-            return;
+    /// the slot is free from here, unless the spawner has yet to settle the entry (then
+    /// it is once the spawner has).
+    pub(super) fn ended(&self, slot: &Slot, last: u64) {
+        if last & HANDLE_PENDING != 0 {
+            slot.word.fetch_and(!ENDING, Ordering::AcqRel);
+        } else {
+            // Nothing else writes a retired word: a plain release store, which the
+            // next spawn of this slot acquires.
+            slot.word.store(
+                retired_word(generation(last).wrapping_add(1)),
+                Ordering::Release,
+            );
         }
-        self.push_remote(index, slot);
     }
 
     /// The spawner of entry `generation` stores its abort handle (`None`: it has none)
     /// and lets go of the slot. When the task has ended already, the handle is dropped
-    /// here, and the slot freed if the ending thread is done with it too.
-    pub(super) fn settle(
-        &self,
-        index: u32,
-        slot: &Slot,
-        generation_: u16,
-        handle: Option<AbortHandle>,
-    ) {
+    /// here, and the slot is free once the ending thread is done with it too.
+    pub(super) fn settle(&self, slot: &Slot, generation_: u16, handle: Option<AbortHandle>) {
         if let Some(handle) = handle {
             drop(slot.abort.swap(Some(handle)));
         }
@@ -350,32 +408,22 @@ impl Shard {
         }
         // Ended first: whichever of the two swaps came later found the handle.
         drop(slot.abort.swap(None));
-        if slot.word.fetch_and(!HANDLE_PENDING, Ordering::AcqRel) & ENDING == 0 {
-            self.push_remote(index, slot);
-        }
-    }
-
-    /// Pushes a retired slot onto the remote free list (any thread).
-    fn push_remote(&self, index: u32, slot: &Slot) {
-        let mut head = self.ending.remote.load(Ordering::Relaxed);
-        loop {
-            slot.next.store(head, Ordering::Relaxed);
-            match self.ending.remote.compare_exchange_weak(
-                head,
-                index,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => head = now,
-            }
-        }
+        slot.word.fetch_and(!HANDLE_PENDING, Ordering::AcqRel);
     }
 
     /// Slots handed out so far.
     #[cfg(test)]
     pub(super) fn slots_used(&self) -> u32 {
         self.owner.used.load(Ordering::Acquire)
+    }
+
+    /// Slots not free: live, or still held by a spawner or an ending thread.
+    #[cfg(test)]
+    pub(super) fn busy_slots(&self) -> usize {
+        (0..self.slots_used())
+            .filter_map(|i| self.slot(i))
+            .filter(|s| s.word.load(Ordering::Acquire) & BUSY != 0)
+            .count()
     }
 
     /// The live slots, each read consistently (see the module docs).
@@ -411,18 +459,13 @@ impl Slot {
         })
     }
 
-    /// The generation [`fill`](Self::fill) will give this free slot's next entry.
-    pub(super) fn next_generation(&self) -> u16 {
-        generation(self.word.load(Ordering::Relaxed))
-    }
-
-    /// Fills a free slot for a new task and publishes it; returns its generation.
-    pub(super) fn fill(&self, site: u32, started: u32, state: u8, flags: u64) -> u16 {
-        let generation = generation(self.word.load(Ordering::Relaxed));
+    /// Fills a free slot for a new entry of `generation` (the free word's) and
+    /// publishes it.
+    pub(super) fn fill(&self, generation: u16, site: u32, started: u32, state: u8, flags: u64) {
         // The sequence lock's writer side, paired with the reader's acquire fence: a
         // reader that sees any field written below also sees, when it loads the word
         // again, that the slot's previous entry was retired (this thread saw that
-        // through the free list), so it drops what it read. Without it only the
+        // when it found the slot free), so it drops what it read. Without it only the
         // hardware (x86, Arm's multi-copy atomicity) would keep the promise, not the
         // memory model; it costs nothing on x86.
         fence(Ordering::Release);
@@ -434,7 +477,6 @@ impl Slot {
             live_word(generation, state, flags) | HANDLE_PENDING,
             Ordering::Release,
         );
-        generation
     }
 
     /// Aborts the task of the live entry `generation`, taking its handle out of the
@@ -485,7 +527,8 @@ impl Slot {
     }
 
     /// Retires the live entry `generation`: returns its last word, or `None` when it
-    /// was not live. The caller then hands the slot to [`Shard::ended`].
+    /// was not live. The slot stays busy (`ENDING`) until the caller, done with it,
+    /// hands it to [`Shard::ended`].
     pub(super) fn retire(&self, generation_: u16) -> Option<u64> {
         let retired = retired_word(generation_.wrapping_add(1));
         // First guess the usual word (running, no flags, handle stored): one
@@ -494,11 +537,7 @@ impl Slot {
         let mut word = live_word(generation_, 0, 0);
         loop {
             // Ending before the spawner settled: the slot stays held by both.
-            let next = if word & HANDLE_PENDING != 0 {
-                retired | HANDLE_PENDING | ENDING
-            } else {
-                retired
-            };
+            let next = retired | ENDING | (word & HANDLE_PENDING);
             match self
                 .word
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)
@@ -542,45 +581,131 @@ mod tests {
         assert_eq!(generation(retired_word(u16::MAX.wrapping_add(1))), 0);
     }
 
+    /// Takes a slot, fills and settles it as a spawn does; returns its index, the slot
+    /// and the generation.
+    fn spawn_one(s: &Shard) -> (u32, &Slot, u16) {
+        let (i, slot, g) = s.take_free().unwrap();
+        slot.fill(g, 0, 0, 0, 0);
+        s.count_inserted();
+        s.settle(slot, g, None);
+        (i, slot, g)
+    }
+
+    fn end(s: &Shard, slot: &Slot, g: u16) {
+        let last = slot.retire(g).unwrap();
+        s.count_ended(false, false);
+        s.ended(slot, last);
+    }
+
     #[test]
-    fn free_lists_hand_slots_back() {
+    fn slots_are_reused_in_address_order_once_the_first_chunk_is_used() {
         let s = Shard::new();
         assert!(s.try_claim());
         assert!(!s.try_claim(), "one claimant at a time");
-        let (a, sa) = s.take_free().unwrap();
-        let (b, _) = s.take_free().unwrap();
-        assert_eq!((a, b), (0, 1));
-        let g = sa.fill(0, 0, 0, 0);
-        s.settle(a, sa, g, None);
+        let (a, sa, g) = spawn_one(&s);
+        assert_eq!((a, g), (0, 0));
         let last = sa.retire(g).unwrap();
         assert!(sa.retire(g).is_none(), "retired once");
-        s.ended(a, sa, last);
-        let (c, sc) = s.take_free().unwrap();
-        assert_eq!(c, a, "the remote list is taken when the own list is empty");
-        assert_eq!(sc.fill(0, 0, 0, 0), g.wrapping_add(1));
+        assert_eq!(
+            s.busy_slots(),
+            1,
+            "busy until the ending thread is done with it"
+        );
+        s.count_ended(false, false);
+        s.ended(sa, last);
+        assert_eq!(s.busy_slots(), 0);
+        // The rest of the first chunk first, never used.
+        let live: Vec<_> = (1..CHUNK as u32)
+            .map(|want| {
+                let (i, slot, g) = spawn_one(&s);
+                assert_eq!(i, want);
+                (slot, g)
+            })
+            .collect();
+        let (c, sc, gc) = spawn_one(&s);
+        assert_eq!(c, a, "then the cursor wraps around to the freed slot");
+        assert_eq!(gc, g.wrapping_add(1), "with a new generation");
+        assert!(sc.retire(g).is_none(), "the old generation is not live");
+        // Half the slots end (every other one): the cursor finds them in order.
+        for (slot, g) in live.iter().step_by(2) {
+            end(&s, slot, *g);
+        }
+        let found: Vec<u32> = (0..10).map(|_| spawn_one(&s).0).collect();
+        assert_eq!(found, (1..20).step_by(2).collect::<Vec<u32>>());
+        assert_eq!(
+            s.slots_used(),
+            CHUNK as u32,
+            "no slot added while some are free"
+        );
         s.release();
         assert!(s.try_claim());
     }
 
     #[test]
-    fn a_slot_whose_task_ends_before_it_is_settled_is_freed_once_by_the_last() {
+    fn a_run_of_long_lived_tasks_is_stepped_over_while_a_quarter_is_free() {
+        let s = Shard::new();
+        assert!(s.try_claim());
+        let all: Vec<_> = (0..CHUNK).map(|_| spawn_one(&s)).collect();
+        for &(_, slot, g) in &all[CHUNK / 2..] {
+            end(&s, slot, g);
+        }
+        // The cursor is at slot 0, before 64 live slots: more than the probes.
+        let (i, _, _) = spawn_one(&s);
+        assert_eq!(i, CHUNK as u32 / 2, "the first free one past the run");
+        assert_eq!(s.slots_used(), CHUNK as u32, "no slot added");
+    }
+
+    #[test]
+    fn a_shard_three_quarters_live_grows_and_does_not_look_for_a_while() {
+        let s = Shard::new();
+        assert!(s.try_claim());
+        let live: Vec<_> = (0..CHUNK).map(|_| spawn_one(&s)).collect();
+        assert_eq!(spawn_one(&s).0, CHUNK as u32, "all live: a new slot");
+        // A slot ends, but the next spawns take new slots without looking.
+        let (_, slot, g) = live[5];
+        end(&s, slot, g);
+        for k in 0..DENSE_SKIP {
+            assert_eq!(spawn_one(&s).0, CHUNK as u32 + 1 + k);
+        }
+        let (i, _, _) = spawn_one(&s);
+        assert_eq!(i, 5, "then looks again and finds it");
+    }
+
+    #[test]
+    fn a_slot_whose_task_ends_before_it_is_settled_is_freed_once_both_are_done() {
         let s = Shard::new();
         assert!(s.try_claim());
         for spawner_last in [true, false] {
-            let (a, sa) = s.take_free().unwrap();
-            let g = sa.fill(0, 0, 0, 0);
+            let (_, sa, g) = s.take_free().unwrap();
+            sa.fill(g, 0, 0, 0, 0);
             let last = sa.retire(g).unwrap();
+            assert_ne!(last & HANDLE_PENDING, 0);
             if spawner_last {
-                s.ended(a, sa, last);
-                assert_eq!(s.take_free().unwrap().0, a + 1, "held by the spawner");
-                s.settle(a, sa, g, None);
+                s.ended(sa, last);
+                assert_ne!(
+                    sa.word.load(Ordering::Acquire) & BUSY,
+                    0,
+                    "held by the spawner"
+                );
+                s.settle(sa, g, None);
             } else {
-                s.settle(a, sa, g, None);
-                assert_eq!(s.take_free().unwrap().0, a + 1, "held by the ending thread");
-                s.ended(a, sa, last);
+                s.settle(sa, g, None);
+                assert_ne!(
+                    sa.word.load(Ordering::Acquire) & BUSY,
+                    0,
+                    "held by the ending thread"
+                );
+                s.ended(sa, last);
             }
-            assert_eq!(s.take_free().unwrap().0, a, "freed by the last one");
-            assert_ne!(s.take_free().unwrap().0, a, "and only once");
+            assert_eq!(
+                sa.word.load(Ordering::Acquire) & BUSY,
+                0,
+                "free once both are done"
+            );
+            assert_eq!(
+                generation(sa.word.load(Ordering::Acquire)),
+                g.wrapping_add(1)
+            );
         }
     }
 }

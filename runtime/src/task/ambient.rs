@@ -286,8 +286,10 @@ impl PollWatch {
     #[inline]
     pub(crate) fn end(self, guard: &TaskGuard, pending: bool) {
         let chain = crate::waits::end_poll(self.trail);
-        if let Some(cell) = guard.cell() {
-            cell.poll_ended(pending.then_some(chain));
+        // A poll that did not return `Pending` ended the task (or panicked): its future
+        // is dropped next, and with it the entry, so the cell is left as it is.
+        if pending && let Some(cell) = guard.cell() {
+            cell.poll_ended(Some(chain));
         }
         if let Some(since) = self.since {
             guard.check_poll(since.elapsed(), chain);

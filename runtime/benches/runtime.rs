@@ -526,7 +526,7 @@ fn bench_memory(config: Config) {
     let extra = medians[2] - medians[1];
     println!(
         "   sundown - TaskTracker = {extra:.1} B/task  {}",
-        harness::verdict(config.judge, extra, Some(128.0))
+        harness::verdict(config.judge, extra, Some(64.0))
     );
     println!(
         "   TaskTracker - tokio::spawn = {:.1} B/task  (for information)",

@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use crossbeam_utils::atomic::AtomicCell;
 use tokio::task::AbortHandle;
 
-/// No slot: the end of a free list.
+/// Not a slot index: a shard hands out at most this many slots.
 pub(super) const NIL: u32 = u32::MAX;
 
 /// Slots in a chunk.

@@ -480,6 +480,7 @@ struct Shard {
 /// claim on the shard: other spawns, this thread's included, go on meanwhile.
 pub(crate) struct Reserved<'a> {
     shard: &'a Shard,
+    slot: &'a slab::Slot,
     key: SlotKey,
     handle: Option<AbortHandle>,
 }
@@ -500,9 +501,7 @@ impl Reserved<'_> {
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
-        let Some(slot) = self.shard.slab.slot(self.key.slot()) else {
-            return;
-        };
+        let slot = self.slot;
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         if let Some(handle) = &self.handle {
             lock(&self.shard.ids).insert(self.key.slot(), (self.key.generation, handle.id()));
@@ -723,6 +722,7 @@ impl Registry {
         drop(claim);
         Reserved {
             shard,
+            slot,
             key: SlotKey {
                 index: NonZeroU32::MIN.saturating_add(index),
                 shard: s as u16,

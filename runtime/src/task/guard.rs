@@ -170,7 +170,19 @@ impl TaskGuard {
     }
 
     /// Records how the task ended; a failure is reported now.
+    #[inline]
     pub(crate) fn finish(&self, outcome: TaskOutcome) {
+        // The common case, without moving the outcome (a `String` inside) through
+        // `refine`.
+        if let TaskOutcome::Completed = outcome {
+            self.set_outcome(Outcome::Completed);
+            return;
+        }
+        self.finish_other(outcome);
+    }
+
+    #[cold]
+    fn finish_other(&self, outcome: TaskOutcome) {
         let settled = match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,

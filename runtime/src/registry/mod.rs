@@ -953,6 +953,36 @@ mod tests {
     }
 
     #[test]
+    fn long_lived_entries_and_churn_do_not_grow_the_shard_without_bound() {
+        // 10 000 long-lived entries, then a million short ones, at most 300 live at a
+        // time: the cursor laps the long-lived run again and again. An earlier cut of
+        // the cursor grew the shard on every lap (a new slot whenever the next four
+        // were live), so its slots grew with the number of spawns, not the live tasks.
+        let r = Registry::new();
+        let loc = Location::caller();
+        let insert = || {
+            r.insert(TaskName::Given("t".into()), loc, TaskState::Running)
+                .key()
+        };
+        let long: Vec<SlotKey> = (0..10_000).map(|_| insert()).collect();
+        let mut short = std::collections::VecDeque::new();
+        for _ in 0..1_000_000 {
+            short.push_back(insert());
+            if short.len() > 300 {
+                let key = short.pop_front().unwrap();
+                r.remove(key, Outcome::Completed);
+            }
+        }
+        let shard = &r.shards[long[0].shard as usize];
+        let used = shard.slab.slots_used() as usize;
+        assert!(
+            used <= (10_000 + 300) * 4 / 3 + 2 * slab::CHUNK,
+            "{used} slots for at most 10 300 live entries"
+        );
+        assert_eq!(r.live(), 10_300);
+    }
+
+    #[test]
     fn twin_tasks_spawned_in_one_tick_are_told_apart() {
         // Same name, same line, same coarse start: still two tasks.
         let r = Registry::new();

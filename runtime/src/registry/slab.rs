@@ -299,8 +299,12 @@ impl Shard {
     /// end about as they were spawned; else, if at least a quarter of the shard's slots
     /// are free, within [`SCAN`] more (long-lived tasks hold a run of slots, which the
     /// cursor then steps over once per lap). Otherwise a slot never used: the shard
-    /// grows only when it is three-quarters live (or the scan found none free), and
-    /// after growing for that reason the next [`DENSE_SKIP`] spawns do not look.
+    /// grows when it is three-quarters live (and the next [`DENSE_SKIP`] spawns do not
+    /// look), or when the scan found none free while it holds fewer than four slots
+    /// for three live entries (plus two chunks); past that, the spawn looks through the
+    /// rest of the lap instead. So a shard never holds much more than 4/3 of its most
+    /// live entries; the price is one spawn per lap that steps over a run of
+    /// long-lived tasks longer than the scan (`long_lived_entries_and_churn_do_not_grow_the_shard_without_bound`).
     pub(super) fn take_free(&self) -> Option<(u32, &Slot, u16)> {
         let owner = &self.owner;
         let used = owner.used.load(Ordering::Relaxed);
@@ -309,11 +313,19 @@ impl Shard {
             if let Some(found) = self.find_free(used, PROBES) {
                 return Some(found);
             }
-            let free = u64::from(used).saturating_sub(self.live_count());
-            if free * 4 < u64::from(used) {
+            let live = self.live_count();
+            let slots = u64::from(used);
+            if slots.saturating_sub(live) * 4 < slots {
                 owner.skip.store(DENSE_SKIP, Ordering::Relaxed);
             } else if let Some(found) = self.find_free(used, SCAN) {
                 return Some(found);
+            } else if slots >= live + live / 3 + 2 * CHUNK as u64 {
+                // A run of long-lived tasks longer than the scan, in a shard that has
+                // grown as far as it may: the rest of the lap. Growing here instead
+                // would add slots on every lap, as many as laps, not as live tasks.
+                if let Some(found) = self.find_free(used, used) {
+                    return Some(found);
+                }
             }
         } else if skip > 0 {
             owner.skip.store(skip - 1, Ordering::Relaxed);

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sundown::{Shutdown, Stats, TaskInfo};
 use tokio::task::JoinHandle;
@@ -674,5 +674,63 @@ fn spawns_nested_in_drops_deeper_than_the_shards_do_not_hang() {
     assert_eq!(
         (stats.running, stats.completed, stats.cancelled),
         (0, 0, DEPTH as u64)
+    );
+}
+
+/// `completed` never goes down: each of three threads completes 5 tasks, then only
+/// cancels tasks. Once the 15 have completed, a reader of `stats()` must see 15
+/// completed every time. A shard's counts are read as `ended` then `cancelled`
+/// (completed = ended - failed - cancelled), while an ending task adds to `cancelled`
+/// first, then `ended`: a read between the two shows fewer completed tasks (as few as
+/// the shard's cancellations in between allow, down to 0).
+#[test]
+fn completed_never_goes_down_while_cancelled_tasks_end() {
+    const THREADS: usize = 3;
+    const COMPLETED: u64 = 5;
+    let scope = Shutdown::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(THREADS + 1));
+    let enders: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (scope, stop, start) = (scope.clone(), stop.clone(), start.clone());
+            std::thread::spawn(move || {
+                let rt = current_thread();
+                rt.block_on(async {
+                    // Completed in this thread's shard, where the cancellations go next.
+                    for _ in 0..COMPLETED {
+                        scope.spawn(async {}).await.unwrap();
+                    }
+                    start.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        let hs: Vec<_> = (0..64)
+                            .map(|_| scope.spawn(std::future::pending::<()>()))
+                            .collect();
+                        for h in &hs {
+                            h.abort();
+                        }
+                        for h in hs {
+                            assert!(h.await.unwrap_err().is_cancelled());
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    start.wait();
+    let all = THREADS as u64 * COMPLETED;
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut worst = all;
+    let mut reads = 0u64;
+    while Instant::now() < deadline && worst == all {
+        worst = worst.min(scope.stats().completed);
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in enders {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        worst, all,
+        "stats().completed read as {worst} (of {all}, never more ended) in {reads} reads"
     );
 }

@@ -524,17 +524,16 @@ impl Drop for Claim<'_> {
 /// An entry just removed, from the shard it left.
 pub(crate) struct Removed<'a> {
     shard: &'a Shard,
-    /// The shard's ended entries, this one included.
-    ended: u64,
 }
 
 impl Removed<'_> {
-    /// Whether the shard was left with at most one live entry: a drain waits for zero
-    /// tasks, or for one when its caller is a task of the scope, and the total can only
-    /// reach that when a removal leaves some shard so, so only then is a waiting drain
-    /// worth waking.
+    /// Whether the shard has at most one live entry left: a drain waits for zero tasks,
+    /// or for one when its caller is a task of the scope, and the total can only reach
+    /// that when a removal leaves some shard so, so only then is a waiting drain worth
+    /// waking. (Read after the removal: an entry added since keeps it from waking, and
+    /// that entry's own removal wakes it.)
     pub(crate) fn few_left(&self) -> bool {
-        self.shard.slab.inserted().saturating_sub(self.ended) <= 1
+        self.shard.slab.live_count() <= 1
     }
 }
 
@@ -765,11 +764,11 @@ impl Registry {
         }
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         lock(&shard.ids).remove(&key.slot());
-        let ended = shard
+        shard
             .slab
             .count_ended(outcome == Outcome::Failed, outcome == Outcome::Cancelled);
         shard.slab.ended(slot, word);
-        Some(Removed { shard, ended })
+        Some(Removed { shard })
     }
 
     pub(crate) fn totals(&self) -> Totals {
@@ -1211,5 +1210,211 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].state(), TaskState::CleaningUp);
         assert_eq!(v[0].name(), "x");
+    }
+
+    /// `Slot::abort(generation)` promises to abort the task of the live entry `generation`
+    /// and to return false when that entry has ended. `abort_all` reads a slot live, then
+    /// calls `abort` with that generation: between the two, the task can end and the slot
+    /// go to the next spawn, whose handle is in the slot by then. `abort` swaps the handle
+    /// out before it looks at the generation, so it aborts the *next* task, and takes its
+    /// handle away for good.
+    #[test]
+    fn a_stale_generation_abort_leaves_the_slots_next_task_alone() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = Registry::new();
+            let loc = Location::caller();
+            let pending = || tokio::spawn(std::future::pending::<()>());
+
+            // Task A, live with its handle: what abort_all's sweep reads.
+            let a = r.insert(TaskName::Given("a".into()), loc, TaskState::Running);
+            let ka = a.key();
+            let ta = pending();
+            a.set_abort(ta.abort_handle());
+            let shard = &r.shards[ka.shard as usize];
+            let (index, slot, read) = shard.slab.live().next().unwrap();
+            assert_eq!(index, ka.slot());
+            let swept_generation = slab::generation(read.word);
+
+            // A ends; its slot is taken by B, whose handle is stored.
+            ta.abort();
+            r.remove(ka, Outcome::Cancelled);
+            let b = {
+                // Fill the rest of the first chunk so the cursor comes back to A's slot.
+                let mut fillers = Vec::new();
+                loop {
+                    let res = r.insert(TaskName::Given("b".into()), loc, TaskState::Running);
+                    if res.key().slot() == ka.slot() {
+                        for k in fillers {
+                            r.remove(k, Outcome::Completed);
+                        }
+                        break res;
+                    }
+                    fillers.push(res.key());
+                }
+            };
+            let kb = b.key();
+            assert_ne!(kb.generation, swept_generation);
+            let tb = pending();
+            b.set_abort(tb.abort_handle());
+
+            // The sweep goes on with what it read: A's generation.
+            let aborted = slot.abort(swept_generation);
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            assert!(
+                !tb.is_finished(),
+                "B (generation {}) was aborted by an abort for A (generation {swept_generation})",
+                kb.generation
+            );
+            assert!(!aborted, "an abort of an ended entry reports false");
+            tb.abort();
+        });
+    }
+
+    /// A shard's counts read while cancelled entries end: `completed` (ended minus failed
+    /// and cancelled) must stay at what completed, but the reader loads `ended` first and
+    /// `cancelled` after, and the ending thread adds to `cancelled` first and `ended`
+    /// after: a read between the two has a cancelled entry counted in `cancelled` but not
+    /// in `ended`, and shows one completed entry fewer than ever existed at that point.
+    #[test]
+    fn counts_read_while_entries_end_never_lose_a_completed_one() {
+        let s = slab::Shard::new();
+        for _ in 0..5 {
+            s.count_ended(false, false);
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let worst = std::thread::scope(|t| {
+            t.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    s.count_ended(false, true);
+                }
+            });
+            let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+            let mut worst = u64::MAX;
+            while std::time::Instant::now() < deadline {
+                for _ in 0..1000 {
+                    worst = worst.min(s.counted().completed);
+                }
+                if worst < 5 {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            worst
+        });
+        assert_eq!(
+            worst, 5,
+            "completed read as {worst}, though 5 completed and no more"
+        );
+    }
+
+    /// A spawn pattern, given how to insert an entry, remove one, and count the slots.
+    type Pattern<'a> = dyn Fn(&dyn Fn() -> SlotKey, &dyn Fn(SlotKey), &dyn Fn() -> u64) + 'a;
+
+    /// Slots a shard holds against its most live entries, under patterns meant to make it
+    /// grow: bursts ended in reverse, an oscillating stack, a checkerboard, random
+    /// lifetimes, long-lived entries sprinkled among short ones.
+    #[test]
+    fn growth_stays_within_four_thirds_of_peak_live_under_hostile_patterns() {
+        let loc = Location::caller();
+        let run = |name: &str, f: &Pattern<'_>| {
+            let r = Registry::new();
+            let peak = std::cell::Cell::new(0u64);
+            let ins = || {
+                let k = r
+                    .insert(TaskName::Given("t".into()), loc, TaskState::Running)
+                    .key();
+                peak.set(peak.get().max(r.live() as u64));
+                k
+            };
+            let rem = |k: SlotKey| {
+                r.remove(k, Outcome::Completed).unwrap();
+            };
+            let used = || {
+                r.shards
+                    .iter()
+                    .map(|s| u64::from(s.slab.slots_used()))
+                    .sum::<u64>()
+            };
+            f(&ins, &rem, &used);
+            let used = used();
+            let bound = peak.get() * 4 / 3 + 2 * slab::CHUNK as u64 + 33;
+            assert!(
+                used <= bound,
+                "{name}: {used} slots for a peak of {} live",
+                peak.get()
+            );
+        };
+        // Bursts: up to D live, all end, again, with the ends in reverse order.
+        run("bursts lifo", &|ins, rem, _| {
+            for _ in 0..200 {
+                let ks: Vec<_> = (0..3000).map(|_| ins()).collect();
+                for k in ks.into_iter().rev() {
+                    rem(k);
+                }
+            }
+        });
+        // A stack oscillating between 1000 and 3000 deep.
+        run("stack oscillating", &|ins, rem, _| {
+            let mut st: Vec<SlotKey> = (0..1000).map(|_| ins()).collect();
+            for _ in 0..200 {
+                for _ in 0..2000 {
+                    st.push(ins());
+                }
+                for _ in 0..2000 {
+                    rem(st.pop().unwrap());
+                }
+            }
+        });
+        // Checkerboard: spawn two, keep one; then the kept ones end, and again.
+        run("checkerboard", &|ins, rem, _| {
+            for _ in 0..50 {
+                let mut kept = Vec::new();
+                for _ in 0..3000 {
+                    kept.push(ins());
+                    let k = ins();
+                    rem(k);
+                }
+                for k in kept {
+                    rem(k);
+                }
+            }
+        });
+        // Random lifetimes (xorshift), at most ~2000 live.
+        run("random", &|ins, rem, _| {
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut live: Vec<SlotKey> = Vec::new();
+            for _ in 0..400_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if live.len() < 2000 && (!x.is_multiple_of(3) || live.is_empty()) {
+                    live.push(ins());
+                } else {
+                    let i = (x >> 20) as usize % live.len();
+                    rem(live.swap_remove(i));
+                }
+            }
+        });
+        // Long-lived one in every 5, short ones sliding window of 100.
+        run("sprinkled long-lived", &|ins, rem, _| {
+            let mut short = std::collections::VecDeque::new();
+            let mut long = Vec::new();
+            for i in 0..300_000 {
+                let k = ins();
+                if i % 50 == 0 && long.len() < 5000 {
+                    long.push(k);
+                } else {
+                    short.push_back(k);
+                    if short.len() > 100 {
+                        rem(short.pop_front().unwrap());
+                    }
+                }
+            }
+        });
     }
 }

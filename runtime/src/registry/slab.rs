@@ -64,8 +64,8 @@ const DIR_PAGES: usize = (u32::BITS - CHUNK_BITS + 1) as usize;
 // The word: bit 0 live, bits 1–2 the state, bit 3 propagating a cancellation, bit 4 the
 // name is owned (kept in the shard's name table), bit 5 the abort handle is still to
 // come, bit 6 the ending thread is still clearing a retired slot, bit 7 an abort was
-// asked for while the handle was still to come, bits 16–31 the generation. A slot is
-// free when bits 0, 5 and 6 are all clear.
+// asked for while the handle was still to come, bit 8 an abort is taking the handle,
+// bits 16–31 the generation. A slot is free when bits 0, 5, 6 and 8 are all clear.
 pub(super) const LIVE: u64 = 1;
 const STATE_SHIFT: u32 = 1;
 const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
@@ -79,9 +79,12 @@ const ENDING: u64 = 1 << 6;
 /// `abort_all` found the entry with its handle still to come: the spawner aborts the
 /// task when it stores the handle.
 const ABORT_ASKED: u64 = 1 << 7;
+/// An abort is taking the entry's handle out: the slot is held (not reused) until it
+/// is done, so the handle it takes is this entry's, never the next one's.
+const TAKING: u64 = 1 << 8;
 const GEN_SHIFT: u32 = 16;
 /// The bits that keep a slot from being reused.
-const BUSY: u64 = LIVE | HANDLE_PENDING | ENDING;
+const BUSY: u64 = LIVE | HANDLE_PENDING | ENDING | TAKING;
 /// Slots a spawn looks at from the cursor before it asks how many are free.
 const PROBES: u32 = 4;
 /// Slots a spawn looks at further when at least a quarter of the shard's are free.
@@ -150,13 +153,14 @@ pub(super) struct Read {
     pub(super) poll: u32,
 }
 
-/// How many entries ended, written by whichever thread ends a task: one count of all
-/// (`SeqCst`: see [`Registry::remove`](super::Registry::remove)), and the failed and
-/// cancelled ones apart (counted first, so the completed ones, the rest, are never
-/// over-counted while a task is ending).
+/// How many entries ended, by outcome, written by whichever thread ends a task: one
+/// `SeqCst` add per ended entry (see [`Registry::remove`](super::Registry::remove) for
+/// why `SeqCst`). Each count only grows, and none is derived by subtraction: the
+/// completed ones were once the ended ones minus the others, and a read between a
+/// task's two adds showed fewer completed tasks than had ever completed.
 #[derive(Default)]
 pub(super) struct Counts {
-    ended: AtomicU64,
+    completed: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
 }
@@ -234,30 +238,43 @@ impl Shard {
             .get(offset)
     }
 
-    /// Counts an ended entry (`failed` or `cancelled`, else completed); returns how
-    /// many entries the shard has ended, this one included.
-    pub(super) fn count_ended(&self, failed: bool, cancelled: bool) -> u64 {
+    /// Counts an ended entry (`failed` or `cancelled`, else completed).
+    pub(super) fn count_ended(&self, failed: bool, cancelled: bool) {
         let c = &self.ending.counts;
-        if failed {
-            c.failed.fetch_add(1, Ordering::Release);
+        let count = if failed {
+            &c.failed
         } else if cancelled {
-            c.cancelled.fetch_add(1, Ordering::Release);
-        }
-        c.ended.fetch_add(1, Ordering::SeqCst) + 1
+            &c.cancelled
+        } else {
+            &c.completed
+        };
+        count.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn inserted(&self) -> u64 {
         self.owner.inserted.load(Ordering::Acquire)
     }
 
-    pub(super) fn counted(&self) -> Counted {
+    /// The ended entries, by outcome.
+    fn ended_counts(&self) -> (u64, u64, u64) {
         let c = &self.ending.counts;
-        let ended = c.ended.load(Ordering::SeqCst);
-        let failed = c.failed.load(Ordering::Acquire);
-        let cancelled = c.cancelled.load(Ordering::Acquire);
+        (
+            c.completed.load(Ordering::SeqCst),
+            c.failed.load(Ordering::SeqCst),
+            c.cancelled.load(Ordering::SeqCst),
+        )
+    }
+
+    /// The counts, each read once. The ended ones are read before the inserted ones, so
+    /// every entry they count was counted as inserted by then, and the live count is
+    /// never negative.
+    pub(super) fn counted(&self) -> Counted {
+        let (completed, failed, cancelled) = self.ended_counts();
         Counted {
-            live: self.inserted().saturating_sub(ended),
-            completed: ended.saturating_sub(failed + cancelled),
+            live: self
+                .inserted()
+                .saturating_sub(completed + failed + cancelled),
+            completed,
             failed,
             cancelled,
         }
@@ -270,11 +287,9 @@ impl Shard {
         self.owner.inserted.store(n + 1, Ordering::Release);
     }
 
-    /// Entries alive: the ended ones are read first, so every entry they count was
-    /// counted as inserted by then, and the difference is never negative.
+    /// Entries alive (see [`counted`](Self::counted)).
     pub(super) fn live_count(&self) -> u64 {
-        let ended = self.ending.counts.ended.load(Ordering::SeqCst);
-        self.inserted().saturating_sub(ended)
+        self.counted().live
     }
 
     /// Tries to become this shard's one spawning thread.
@@ -379,7 +394,7 @@ impl Shard {
     /// the slot is free from here, unless the spawner has yet to settle the entry (then
     /// it is once the spawner has).
     pub(super) fn ended(&self, slot: &Slot, last: u64) {
-        if last & HANDLE_PENDING != 0 {
+        if last & (HANDLE_PENDING | TAKING) != 0 {
             slot.word.fetch_and(!ENDING, Ordering::AcqRel);
         } else {
             // Nothing else writes a retired word: a plain release store, which the
@@ -495,23 +510,33 @@ impl Slot {
     /// slot: at once when the handle is there, else by asking its spawner, who is
     /// about to store it, to abort it then. False when it had no handle to come (an
     /// entry without a task to abort, or one whose handle was taken already) or ended.
+    ///
+    /// The entry is held (`TAKING`) while its handle is taken: a caller that read the
+    /// slot live a moment ago (`abort_all`'s sweep) may find its task ended and the
+    /// slot given to the next spawn, whose handle it must not take.
     pub(super) fn abort(&self, generation_: u16) -> bool {
-        if let Some(handle) = self.abort.swap(None) {
-            handle.abort();
-            return true;
-        }
         // The spawner clears `HANDLE_PENDING` after storing the handle, with a
         // compare-and-swap this one is ordered with: either it sees the ask, or the
-        // handle is in the slot by the time this fails.
-        match self
+        // handle is in the slot by the time this succeeds.
+        let held = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w & LIVE != 0 && generation(w) == generation_ && w & HANDLE_PENDING != 0)
-                    .then_some(w | ABORT_ASKED)
-            }) {
-            Ok(_) => true,
-            Err(w) if w & LIVE != 0 && generation(w) == generation_ => {
-                match self.abort.swap(None) {
+                if w & LIVE == 0 || generation(w) != generation_ || w & TAKING != 0 {
+                    None
+                } else if w & HANDLE_PENDING != 0 {
+                    Some(w | ABORT_ASKED)
+                } else {
+                    Some(w | TAKING)
+                }
+            });
+        match held {
+            Ok(w) if w & HANDLE_PENDING != 0 => true,
+            Ok(_) => {
+                let handle = self.abort.swap(None);
+                // Let go: if the task ended meanwhile, whichever of the two is last to
+                // clear its bit leaves the slot free.
+                self.word.fetch_and(!TAKING, Ordering::AcqRel);
+                match handle {
                     Some(handle) => {
                         handle.abort();
                         true
@@ -548,8 +573,9 @@ impl Slot {
         // first.
         let mut word = live_word(generation_, 0, 0);
         loop {
-            // Ending before the spawner settled: the slot stays held by both.
-            let next = retired | ENDING | (word & HANDLE_PENDING);
+            // Ending before the spawner settled, or while an abort takes the handle:
+            // the slot stays held by both.
+            let next = retired | ENDING | (word & (HANDLE_PENDING | TAKING));
             match self
                 .word
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)

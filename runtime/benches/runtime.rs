@@ -801,7 +801,7 @@ fn bench_scaling(config: Config) {
         &[100, 1_000]
     };
     let batch = if config.judge { 10_000 } else { 100 };
-    let rounds = if config.judge { 11 } else { 1 };
+    let rounds = if config.judge { 21 } else { 1 };
     println!("   {rounds} rounds per size, TaskTracker and Shutdown::spawn interleaved; medians");
     let mut per_task = Vec::new();
     for &live in sizes {

@@ -15,11 +15,14 @@
 //!   handle is in the slot. Until then the slot is the spawner's too: if the task ends
 //!   first, the slot is free only once both the ending thread and the spawner are done
 //!   with it (each clears its own bit), so it cannot be reused under the spawner's
-//!   feet. An abort that finds the handle still to come leaves a
-//!   bit in the word; the spawner sees it as it clears its own and aborts the task.
+//!   feet. An abort that finds the handle still to come leaves a bit in the word; the
+//!   spawner sees it as it clears its own and aborts the task. An abort that finds the
+//!   handle there holds the entry (`TAKING`) while it takes it, so the slot cannot go
+//!   to the next task meanwhile, whose handle it would take.
 //! - **Any thread ends a task.** Removal retires the word (live bit off, generation
 //!   advanced, `ENDING` on) with one compare-and-swap, takes the abort handle, counts
-//!   the outcome and clears `ENDING` with a plain store: from then on the slot is free.
+//!   the outcome and clears `ENDING` with a plain store (an atomic and, when the
+//!   spawner or an abort still holds the slot: the last to let go leaves it free).
 //!   Nothing else is written: there is no free list.
 //! - **Slots are reused in address order.** The cursor walks the shard's slots and
 //!   wraps around; a spawn takes the first free one within a few steps, else a slot

@@ -679,10 +679,10 @@ fn spawns_nested_in_drops_deeper_than_the_shards_do_not_hang() {
 
 /// `completed` never goes down: each of three threads completes 5 tasks, then only
 /// cancels tasks. Once the 15 have completed, a reader of `stats()` must see 15
-/// completed every time. A shard's counts are read as `ended` then `cancelled`
-/// (completed = ended - failed - cancelled), while an ending task adds to `cancelled`
-/// first, then `ended`: a read between the two shows fewer completed tasks (as few as
-/// the shard's cancellations in between allow, down to 0).
+/// completed every time. (A shard's counts were read as `ended` then `cancelled`, with
+/// completed = ended - failed - cancelled, while an ending task added to `cancelled`
+/// first, then `ended`: a read between the two showed fewer completed tasks, as few as
+/// the shard's cancellations in between allowed, down to 0.)
 #[test]
 fn completed_never_goes_down_while_cancelled_tasks_end() {
     const THREADS: usize = 3;

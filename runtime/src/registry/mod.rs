@@ -886,6 +886,25 @@ impl Registry {
 mod tests {
     use super::*;
 
+    /// Runs `test` on a current-thread runtime with a fresh registry, the caller's
+    /// location and a way to spawn a task that waits for good.
+    fn on_current_thread(
+        test: impl AsyncFnOnce(
+            &Registry,
+            &'static Location<'static>,
+            fn() -> tokio::task::JoinHandle<()>,
+        ),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let r = Registry::new();
+        rt.block_on(test(&r, Location::caller(), || {
+            tokio::spawn(std::future::pending::<()>())
+        }));
+    }
+
     /// Inserts `name` the way a spawn does; the entries it takes first (the rest of the
     /// first chunk, before the cursor wraps around to reuse a slot) are removed again.
     /// Returns the entry that lands in slot `want`, or panics after a chunk.
@@ -1055,14 +1074,7 @@ mod tests {
     fn a_task_whose_handle_is_stored_after_abort_all_swept_it_is_aborted() {
         // The spawner published the entry; `abort_all` (a shutdown's abort step on
         // another thread) finds it live before `tokio::spawn` has returned its handle.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = Registry::new();
-            let loc = Location::caller();
-            let pending = || tokio::spawn(std::future::pending::<()>());
+        on_current_thread(async |r, loc, pending| {
             let reserved = r.insert(TaskName::Given("late".into()), loc, TaskState::Running);
             let late = reserved.key();
             assert_eq!(r.abort_all(None), 1, "asked of the spawner");
@@ -1074,7 +1086,7 @@ mod tests {
             // The ask was for that task: the slot's next one is left alone, and so is
             // the task `abort_all` spares.
             r.remove(late, Outcome::Cancelled);
-            let next = insert_into(&r, late.slot(), "next");
+            let next = insert_into(r, late.slot(), "next");
             let spared = next.key();
             assert_eq!(r.abort_all(Some(spared)), 0);
             let task = pending();
@@ -1212,23 +1224,15 @@ mod tests {
         assert_eq!(v[0].name(), "x");
     }
 
-    /// `Slot::abort(generation)` promises to abort the task of the live entry `generation`
-    /// and to return false when that entry has ended. `abort_all` reads a slot live, then
-    /// calls `abort` with that generation: between the two, the task can end and the slot
-    /// go to the next spawn, whose handle is in the slot by then. `abort` swaps the handle
-    /// out before it looks at the generation, so it aborts the *next* task, and takes its
+    /// `Slot::abort(generation)` aborts the task of the live entry `generation` and
+    /// returns false when that entry has ended. `abort_all` reads a slot live, then calls
+    /// `abort` with that generation: between the two, the task can end and the slot go to
+    /// the next spawn, whose handle is in the slot by then. `abort` swapped the handle out
+    /// before it looked at the generation, so it aborted the *next* task and took its
     /// handle away for good.
     #[test]
     fn a_stale_generation_abort_leaves_the_slots_next_task_alone() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = Registry::new();
-            let loc = Location::caller();
-            let pending = || tokio::spawn(std::future::pending::<()>());
-
+        on_current_thread(async |r, loc, pending| {
             // Task A, live with its handle: what abort_all's sweep reads.
             let a = r.insert(TaskName::Given("a".into()), loc, TaskState::Running);
             let ka = a.key();
@@ -1242,20 +1246,7 @@ mod tests {
             // A ends; its slot is taken by B, whose handle is stored.
             ta.abort();
             r.remove(ka, Outcome::Cancelled);
-            let b = {
-                // Fill the rest of the first chunk so the cursor comes back to A's slot.
-                let mut fillers = Vec::new();
-                loop {
-                    let res = r.insert(TaskName::Given("b".into()), loc, TaskState::Running);
-                    if res.key().slot() == ka.slot() {
-                        for k in fillers {
-                            r.remove(k, Outcome::Completed);
-                        }
-                        break res;
-                    }
-                    fillers.push(res.key());
-                }
-            };
+            let b = insert_into(r, ka.slot(), "b");
             let kb = b.key();
             assert_ne!(kb.generation, swept_generation);
             let tb = pending();
@@ -1275,11 +1266,11 @@ mod tests {
         });
     }
 
-    /// A shard's counts read while cancelled entries end: `completed` (ended minus failed
-    /// and cancelled) must stay at what completed, but the reader loads `ended` first and
-    /// `cancelled` after, and the ending thread adds to `cancelled` first and `ended`
-    /// after: a read between the two has a cancelled entry counted in `cancelled` but not
-    /// in `ended`, and shows one completed entry fewer than ever existed at that point.
+    /// A shard's counts read while cancelled entries end: `completed` stays at what
+    /// completed. It was derived as ended minus failed and cancelled, the reader loading
+    /// `ended` first and `cancelled` after while the ending thread added to `cancelled`
+    /// first and `ended` after: a read between the two showed fewer completed entries
+    /// than had ever completed.
     #[test]
     fn counts_read_while_entries_end_never_lose_a_completed_one() {
         let s = slab::Shard::new();

@@ -90,8 +90,6 @@ const GEN_SHIFT: u32 = 16;
 const BUSY: u64 = LIVE | HANDLE_PENDING | ENDING | TAKING;
 /// Slots a spawn looks at from the cursor before it asks how many are free.
 const PROBES: u32 = 4;
-/// Slots a spawn looks at further when at least a quarter of the shard's are free.
-const SCAN: u32 = 1024;
 /// Spawns that take a never-used slot without looking, after one found the shard
 /// three-quarters live.
 const DENSE_SKIP: u32 = 32;
@@ -315,38 +313,33 @@ impl Shard {
     /// The first chunk is handed out in order. Then the first free slot from the cursor
     /// on (wrapping around): within [`PROBES`] steps, which is where it is when tasks
     /// end about as they were spawned; else, if at least a quarter of the shard's slots
-    /// are free, within [`SCAN`] more (long-lived tasks hold a run of slots, which the
-    /// cursor then steps over once per lap). Otherwise a slot never used: the shard
-    /// grows when it is three-quarters live (and the next [`DENSE_SKIP`] spawns do not
-    /// look), or when the scan found none free while it holds fewer than four slots
-    /// for three live entries (plus two chunks); past that, the spawn looks through the
-    /// rest of the lap instead. So a shard never holds much more than 4/3 of its most
-    /// live entries; the price is one spawn per lap that steps over a run of
-    /// long-lived tasks longer than the scan (`long_lived_entries_and_churn_do_not_grow_the_shard_without_bound`).
+    /// are free, anywhere in the rest of the lap (long-lived tasks hold a run of slots,
+    /// which the cursor then steps over once per lap). Otherwise a slot never used: the
+    /// shard grows only when it is three-quarters live, and the next [`DENSE_SKIP`]
+    /// spawns do not look. So a shard never holds much more than 4/3 of its most live
+    /// entries (`long_lived_entries_and_churn_do_not_grow_the_shard_without_bound`); the
+    /// price is one spawn per lap that steps over a run of long-lived tasks.
     pub(super) fn take_free(&self) -> Option<(u32, &Slot, u16)> {
         let owner = &self.owner;
         let used = owner.used.load(Ordering::Relaxed);
         let skip = owner.skip.load(Ordering::Relaxed);
-        if (used as usize) >= CHUNK && skip == 0 {
-            if let Some(found) = self.find_free(used, PROBES) {
-                return Some(found);
-            }
-            let live = self.live_count();
-            let slots = u64::from(used);
-            if slots.saturating_sub(live) * 4 < slots {
-                owner.skip.store(DENSE_SKIP, Ordering::Relaxed);
-            } else if let Some(found) = self.find_free(used, SCAN) {
-                return Some(found);
-            } else if slots >= live + live / 3 + 2 * CHUNK as u64 {
-                // A run of long-lived tasks longer than the scan, in a shard that has
-                // grown as far as it may: the rest of the lap. Growing here instead
-                // would add slots on every lap, as many as laps, not as live tasks.
-                if let Some(found) = self.find_free(used, used) {
-                    return Some(found);
-                }
-            }
-        } else if skip > 0 {
+        if skip > 0 {
             owner.skip.store(skip - 1, Ordering::Relaxed);
+            return self.take_new(used);
+        }
+        if (used as usize) < CHUNK {
+            return self.take_new(used);
+        }
+        if let Some(found) = self.find_free(used, PROBES) {
+            return Some(found);
+        }
+        let slots = u64::from(used);
+        if slots.saturating_sub(self.live_count()) * 4 < slots {
+            owner.skip.store(DENSE_SKIP, Ordering::Relaxed);
+        } else if let Some(found) = self.find_free(used, used) {
+            // Growing here instead would add slots on every lap that meets a run of
+            // long-lived tasks: as many as laps, not as live tasks.
+            return Some(found);
         }
         self.take_new(used)
     }

@@ -25,7 +25,8 @@ use super::ambient::{self, Ambient};
 /// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
 /// adds to its future is at most 16 bytes (`tracking_adds_only_the_guard_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
-    /// `None` only inside `drop`, which hands it to the scope's batched release.
+    /// A hold on the scope (see `scope::holds`); `None` only inside `drop`, which gives
+    /// it back.
     scope: Option<Shutdown>,
     index: std::num::NonZeroU32,
     generation: u16,
@@ -67,7 +68,7 @@ impl TaskGuard {
         let reserved = scope.registry().insert(name, location, TaskState::Running);
         let (index, generation, shard) = reserved.key().parts();
         let guard = TaskGuard {
-            scope: Some(scope.clone()),
+            scope: Some(crate::scope::holds::take(scope)),
             index,
             generation,
             shard,
@@ -247,7 +248,7 @@ impl Drop for TaskGuard {
         if let Some(removed) = scope.registry().remove(key, self.outcome()) {
             scope.task_finished(|| removed.few_left());
         }
-        crate::scope::release(scope);
+        crate::scope::holds::give_back(scope);
     }
 }
 

@@ -24,8 +24,6 @@ use crate::registry::{Registry, SlotKey, Stats, TaskInfo, TaskState, Totals};
 use crate::report::{DroppedCleanup, FAILURES_KEPT, Failure};
 use crate::sync::lock;
 
-pub(crate) mod holds;
-
 /// What a failed tracked task (a panic, or an `Err` nobody will see) does to its scope.
 ///
 /// ```
@@ -216,9 +214,6 @@ impl Shutdown {
 
     fn make_child(&self, name: Option<Cow<'static, str>>) -> Shutdown {
         let child = Shutdown::with_parent(Some(self.inner.clone()), name);
-        // Holds this thread keeps for ended tasks would make a spent child look held
-        // (other threads' go with their next batch).
-        holds::flush();
         let folded = {
             let mut children = lock(&self.inner.children);
             let mut folded = Vec::new();

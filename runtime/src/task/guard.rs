@@ -25,9 +25,7 @@ use super::ambient::{self, Ambient};
 /// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
 /// adds to its future is at most 16 bytes (`tracking_adds_only_the_guard_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
-    /// A hold on the scope (see `scope::holds`); `None` only inside `drop`, which gives
-    /// it back.
-    scope: Option<Shutdown>,
+    scope: Shutdown,
     index: std::num::NonZeroU32,
     generation: u16,
     shard: u8,
@@ -68,7 +66,7 @@ impl TaskGuard {
         let reserved = scope.registry().insert(name, location, TaskState::Running);
         let (index, generation, shard) = reserved.key().parts();
         let guard = TaskGuard {
-            scope: Some(crate::scope::holds::take(scope)),
+            scope: scope.clone(),
             index,
             generation,
             shard,
@@ -96,17 +94,13 @@ impl TaskGuard {
     }
 
     fn scope(&self) -> &Shutdown {
-        match &self.scope {
-            Some(scope) => scope,
-            // Taken only by `drop`, after which nothing can call this.
-            None => unreachable!("a task guard's scope is taken only as it is dropped"),
-        }
+        &self.scope
     }
 
     /// The cells the task writes about its polls without a lock.
     #[inline]
     pub(crate) fn cell(&self) -> Option<TaskCell<'_>> {
-        self.scope().registry().cell(self.key())
+        self.scope.registry().cell(self.key())
     }
 
     /// Debug mode: one poll of the task took `took`; past the slow-poll threshold the
@@ -150,7 +144,7 @@ impl TaskGuard {
     /// The context code inside the task sees.
     pub(crate) fn ambient(&self) -> Ambient {
         Ambient {
-            scope: self.scope().clone(),
+            scope: self.scope.clone(),
             task: Some(self.key()),
             shielded: false,
             in_flight: false,
@@ -241,14 +235,12 @@ impl TaskGuard {
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        let Some(scope) = self.scope.take() else {
-            return;
-        };
+        let scope = self.scope();
+        let registry = scope.registry();
         let key = self.key();
-        if let Some(removed) = scope.registry().remove(key, self.outcome()) {
+        if let Some(removed) = registry.remove(key, self.outcome()) {
             scope.task_finished(|| removed.few_left());
         }
-        crate::scope::holds::give_back(scope);
     }
 }
 

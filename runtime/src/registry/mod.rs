@@ -524,7 +524,6 @@ impl Drop for Claim<'_> {
 /// An entry just removed, from the shard it left.
 pub(crate) struct Removed<'a> {
     shard: &'a Shard,
-    ended: slab::Ended,
 }
 
 impl Removed<'_> {
@@ -534,7 +533,7 @@ impl Removed<'_> {
     /// waking. (Read after the removal: an entry added since keeps it from waking, and
     /// that entry's own removal wakes it.)
     pub(crate) fn few_left(&self) -> bool {
-        self.shard.slab.live_after(self.ended) <= 1
+        self.shard.slab.live_count() <= 1
     }
 }
 
@@ -765,11 +764,11 @@ impl Registry {
         }
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         lock(&shard.ids).remove(&key.slot());
-        let ended = shard
+        shard
             .slab
             .count_ended(outcome == Outcome::Failed, outcome == Outcome::Cancelled);
         shard.slab.ended(slot, word);
-        Some(Removed { shard, ended })
+        Some(Removed { shard })
     }
 
     pub(crate) fn totals(&self) -> Totals {

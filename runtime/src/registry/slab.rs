@@ -159,28 +159,11 @@ pub(super) struct Read {
 /// why `SeqCst`). Each count only grows, and none is derived by subtraction: the
 /// completed ones were once the ended ones minus the others, and a read between a
 /// task's two adds showed fewer completed tasks than had ever completed.
-///
-/// Each count has a line of its own: an ended task adds to one, and a drain's wake-up
-/// check ([`live_after`](Shard::live_after)) reads the others, which in the usual case
-/// (every task completes) nobody writes, so they stay in every core's cache while the
-/// ending workers pass the completed line between them.
 #[derive(Default)]
 pub(super) struct Counts {
-    completed: Count,
-    failed: Count,
-    cancelled: Count,
-}
-
-#[derive(Default)]
-#[repr(align(128))]
-struct Count(AtomicU64);
-
-/// Which count an ended entry went to (0 completed, 1 failed, 2 cancelled), and that
-/// count just after, as the add itself returned it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Ended {
-    which: u8,
-    after: u64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
 }
 
 /// A shard's counts, read at one moment.
@@ -257,37 +240,16 @@ impl Shard {
     }
 
     /// Counts an ended entry (`failed` or `cancelled`, else completed).
-    pub(super) fn count_ended(&self, failed: bool, cancelled: bool) -> Ended {
+    pub(super) fn count_ended(&self, failed: bool, cancelled: bool) {
         let c = &self.ending.counts;
-        let (which, count) = if failed {
-            (1, &c.failed)
+        let count = if failed {
+            &c.failed
         } else if cancelled {
-            (2, &c.cancelled)
+            &c.cancelled
         } else {
-            (0, &c.completed)
+            &c.completed
         };
-        Ended {
-            which,
-            after: count.0.fetch_add(1, Ordering::SeqCst) + 1,
-        }
-    }
-
-    /// The live entries just after `ended` was counted: its own count as its add left
-    /// it, the other two read now, then the inserted ones. An add made since to the same
-    /// count by another thread is counted as live here, which errs only on the high
-    /// side, and the last add of all reads every other: the removal that leaves the
-    /// shard with at most one entry sees it (what a drain's wake-up needs).
-    pub(super) fn live_after(&self, ended: Ended) -> u64 {
-        let c = &self.ending.counts;
-        let read = |which: u8, count: &Count| {
-            if which == ended.which {
-                ended.after
-            } else {
-                count.0.load(Ordering::SeqCst)
-            }
-        };
-        let total = read(0, &c.completed) + read(1, &c.failed) + read(2, &c.cancelled);
-        self.inserted().saturating_sub(total)
+        count.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn inserted(&self) -> u64 {
@@ -298,9 +260,9 @@ impl Shard {
     fn ended_counts(&self) -> (u64, u64, u64) {
         let c = &self.ending.counts;
         (
-            c.completed.0.load(Ordering::SeqCst),
-            c.failed.0.load(Ordering::SeqCst),
-            c.cancelled.0.load(Ordering::SeqCst),
+            c.completed.load(Ordering::SeqCst),
+            c.failed.load(Ordering::SeqCst),
+            c.cancelled.load(Ordering::SeqCst),
         )
     }
 
@@ -667,35 +629,6 @@ mod tests {
         let last = slot.retire(g).unwrap();
         s.count_ended(false, false);
         s.ended(slot, last);
-    }
-
-    /// A drain's wake-up reads the live count after each removal from the removal's own
-    /// add and the other counts: never below the real count, exact for the last add.
-    #[test]
-    fn the_live_count_after_a_removal_errs_only_high_and_is_exact_for_the_last() {
-        let s = Shard::new();
-        assert!(s.try_claim());
-        for _ in 0..4 {
-            spawn_one(&s);
-        }
-        let first = s.count_ended(false, false);
-        let failed = s.count_ended(true, false);
-        let second = s.count_ended(false, false);
-        assert_eq!(s.live_count(), 1);
-        assert_eq!(
-            s.live_after(first),
-            2,
-            "the second completed one is counted live"
-        );
-        assert_eq!(
-            s.live_after(failed),
-            1,
-            "the failed one read every other add"
-        );
-        assert_eq!(s.live_after(second), 1);
-        let last = s.count_ended(false, true);
-        assert_eq!(s.live_after(last), 0);
-        assert_eq!(s.live_count(), 0);
     }
 
     #[test]

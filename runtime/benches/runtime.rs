@@ -804,16 +804,21 @@ fn bench_scaling(config: Config) {
     let batches = if config.judge { 5 } else { 1 };
     let rounds = if config.judge { 21 } else { 1 };
     println!(
-        "   {rounds} rounds per size, each timing {batches} batches of {batch} (let go between \
-         batches); TaskTracker and Shutdown::spawn interleaved; medians"
+        "   {rounds} rounds, each timing {batches} batches of {batch} (let go between batches) \
+         for every size and both variants, all interleaved; medians"
     );
+    // Sizes interleaved too, not one after the other: the flatness compares sizes, and
+    // measured minutes apart they also compared the machine's state then and later.
+    let mut samples = harness::interleaved(0, rounds, 2 * sizes.len(), |k| {
+        in_task(
+            &rt,
+            spawn_among_live(sizes[k / 2], batch, batches, k % 2 == 1),
+        )
+    });
+    let timed = (batch * batches) as f64;
     let mut per_task = Vec::new();
-    for &live in sizes {
-        let mut samples = harness::interleaved(0, rounds, 2, |k| {
-            in_task(&rt, spawn_among_live(live, batch, batches, k == 1))
-        });
-        let timed = (batch * batches) as f64;
-        let ns = [0, 1].map(|k| harness::median(&mut samples[k]) * 1e6 / timed);
+    for (i, &live) in sizes.iter().enumerate() {
+        let ns = [0, 1].map(|v| harness::median(&mut samples[2 * i + v]) * 1e6 / timed);
         println!(
             "   {live:>9} live: TaskTracker {:6.0} ns/task, Shutdown::spawn {:6.0} ns/task ({:.3}x)",
             ns[0],

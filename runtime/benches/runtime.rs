@@ -55,7 +55,7 @@ const BENCH: Config = Config {
     cancel_tasks: 100_000,
     memory_tasks: 200_000,
     suspensions: 1_000_000,
-    rounds: 61,
+    rounds: 101,
     warmup_rounds: 1,
     memory_runs: 7,
     judge: true,

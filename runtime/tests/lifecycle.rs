@@ -636,3 +636,52 @@ async fn a_zero_budget_with_two_hundred_thousand_stragglers_returns() {
     assert_eq!(report.stragglers().len(), 200_000);
     assert_eq!(report.exit_code(), 124);
 }
+
+/// Set when dropped, after spawning a task: a close hook's value whose `Drop` needs the
+/// runtime (an async cleanup started from `Drop`).
+struct SpawnsOnDrop(Arc<AtomicBool>);
+
+impl Drop for SpawnsOnDrop {
+    fn drop(&mut self) {
+        drop(tokio::spawn(async {}));
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A scope is freed where the last of its tasks and handles lets go of it, inside its
+/// runtime, so dropping its unrun close hooks may use the runtime. A design that kept
+/// ended tasks' holds on their scope per thread (to spare the reference count a cache
+/// line transfer per task) freed such a scope later, at the thread's exit after the
+/// runtime was gone, where this `Drop`'s spawn panicked and aborted the process.
+#[test]
+fn a_scope_is_freed_inside_its_runtime_when_its_last_handle_goes() {
+    for threads in [1, 2] {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let builder = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads);
+            b
+        };
+        let Ok(rt) = { builder }.build() else {
+            panic!("cannot build a runtime");
+        };
+        let value = SpawnsOnDrop(dropped.clone());
+        rt.block_on(async {
+            let scope = Shutdown::new();
+            scope.on_close("flush", async move {
+                let _keep = &value;
+            });
+            for _ in 0..100 {
+                assert!(scope.spawn(async {}).await.is_ok());
+            }
+            assert!(!dropped.load(Ordering::SeqCst));
+            drop(scope);
+            assert!(
+                dropped.load(Ordering::SeqCst),
+                "{threads} thread(s): the hook went with the last handle, its tasks long ended"
+            );
+        });
+    }
+}

@@ -5,9 +5,11 @@
 #   exit and its peak RSS, for the same program written by hand (tokio + tokio-util),
 #   with #[sundown::graceful_main], and with tokio-graceful-shutdown;
 # * build: clean `cargo build --release` of a hello world with #[graceful_main] against
-#   one with #[tokio::main] + tokio-util.
+#   one with #[tokio::main] + tokio-util;
+# * spawn: spawn + join 200 000 trivial tasks from a task, a #[graceful_main] program's
+#   rewritten tokio::spawn (tracked on the process scope) against TaskTracker::spawn.
 #
-#   bench-programs/run.sh             # both (about 6 minutes on 2 cores)
+#   bench-programs/run.sh             # all three (about 7 minutes on 2 cores)
 #   bench-programs/run.sh shutdown    # one of them
 #   ROUNDS=21 WARMUP=1 TASKS=10000 BUILD_RUNS=3 bench-programs/run.sh
 set -euo pipefail
@@ -19,9 +21,9 @@ TASKS=${TASKS:-10000}
 BUILD_RUNS=${BUILD_RUNS:-3}
 what=${1:-all}
 case $what in
-all | shutdown | build) ;;
+all | shutdown | build | spawn) ;;
 *)
-    echo "usage: $0 [all|shutdown|build]" >&2
+    echo "usage: $0 [all|shutdown|build|spawn]" >&2
     exit 2
     ;;
 esac
@@ -42,6 +44,10 @@ driver=./target/release/driver
 
 if [[ $what == all || $what == shutdown ]]; then
     "$driver" shutdown --rounds "$ROUNDS" --warmup "$WARMUP" --tasks "$TASKS"
+    echo
+fi
+if [[ $what == all || $what == spawn ]]; then
+    "$driver" spawn --processes "${SPAWN_PROCESSES:-6}" --rounds "${SPAWN_ROUNDS:-15}"
     echo
 fi
 if [[ $what == all || $what == build ]]; then

@@ -3,6 +3,11 @@
 //! Every program spawns [`tasks()`] idle tasks that wait for cancellation, waits until
 //! each of them has been polled once (so it is parked on its cancellation future), and
 //! then prints `ready` on stdout. The driver sends SIGTERM as soon as it reads that line.
+//!
+//! With [`SPAWN_ROUNDS_ENV`] set, the hand-written and the sundown program measure
+//! spawning instead ([`spawn_rounds`]): that many rounds of spawning [`tasks()`] trivial
+//! tasks from a task and awaiting their handles, each round's time per task printed as
+//! `round <ns>`, then they return from `main`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +17,22 @@ use std::time::Duration;
 pub const TASKS_ENV: &str = "BENCH_TASKS";
 /// The default number of idle tasks.
 pub const DEFAULT_TASKS: usize = 10_000;
+
+/// The environment variable that switches a program to measuring spawns: how many rounds.
+pub const SPAWN_ROUNDS_ENV: &str = "BENCH_SPAWN_ROUNDS";
+
+/// The rounds of spawn + join to measure, when asked for.
+pub fn spawn_rounds() -> Option<usize> {
+    std::env::var(SPAWN_ROUNDS_ENV).ok()?.parse().ok()
+}
+
+/// Prints one round's time per task, `round <ns>`.
+pub fn round(elapsed: Duration, tasks: usize) {
+    let mut out = std::io::stdout().lock();
+    let per_task = elapsed.as_secs_f64() * 1e9 / tasks.max(1) as f64;
+    let _ = writeln!(out, "round {per_task:.1}");
+    let _ = out.flush();
+}
 
 /// How many idle tasks to spawn.
 pub fn tasks() -> usize {

@@ -3,6 +3,7 @@
 //! ```text
 //! driver shutdown [--rounds 15] [--warmup 1] [--tasks 10000]
 //! driver build-times [--runs 3] DIR...
+//! driver spawn [--processes 6] [--rounds 21] [--tasks 200000]
 //! driver one NAME            (internal: one measured run of one program)
 //! ```
 //!
@@ -17,6 +18,12 @@
 //! 3. read `VmHWM` from `/proc/<pid>/status`;
 //! 4. take the time, send SIGTERM (`kill(2)`), `Child::wait`, take the time;
 //! 5. check the exit status is 0, read `ru_maxrss` of the children.
+//!
+//! `spawn` runs the hand-written and the sundown program in spawn mode, alternating, each
+//! process measuring `--rounds` rounds of spawning `--tasks` trivial tasks from a task and
+//! awaiting them (its first round a warm-up), and reports the median time per task: a
+//! tracked spawn on the process scope of a `#[graceful_main]` program (its plain
+//! `tokio::spawn`, rewritten) against `TaskTracker::spawn` under `#[tokio::main]`.
 //!
 //! `build-times` runs `cargo clean` + `cargo build --release` in each package directory,
 //! alternating between them, and reports the median wall time of the builds.
@@ -66,9 +73,11 @@ fn main() -> ExitCode {
         Some("one") => one(&args[1..]),
         Some("shutdown") => shutdown(&args[1..]),
         Some("build-times") => build_times(&args[1..]),
+        Some("spawn") => spawn(&args[1..]),
         _ => Err(
             "usage: driver shutdown [--rounds N] [--warmup N] [--tasks N] | \
-                  driver build-times [--runs N] DIR... | driver one NAME"
+                  driver build-times [--runs N] DIR... | \
+                  driver spawn [--processes N] [--rounds N] [--tasks N] | driver one NAME"
                 .to_owned(),
         ),
     };
@@ -215,6 +224,69 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// The spawn benchmark
+
+/// The times per task (ns) one process of `name` printed, its first round dropped.
+fn spawn_rounds(name: &str, rounds: usize, tasks: usize) -> Result<Vec<f64>, String> {
+    let p = program(name)?;
+    let path = sibling(p.binary)?;
+    let out = Command::new(&path)
+        .env("BENCH_SPAWN_ROUNDS", (rounds + 1).to_string())
+        .env("BENCH_TASKS", tasks.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!("{name} exited with {}", out.status));
+    }
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("round ")?.trim().parse().ok())
+        .collect();
+    if times.len() != rounds + 1 {
+        return Err(format!(
+            "{name} printed {} rounds, not {}",
+            times.len(),
+            rounds + 1
+        ));
+    }
+    Ok(times[1..].to_vec())
+}
+
+fn spawn(args: &[String]) -> Result<(), String> {
+    let processes = option(args, "--processes", 6)?;
+    let rounds = option(args, "--rounds", 21)?;
+    let tasks = option(args, "--tasks", 200_000)?;
+    println!(
+        "== spawn: spawn + join {tasks} trivial tasks from a task; {processes} processes per \
+         program, alternating, {rounds} rounds each after 1 warm-up; median [min .. max]"
+    );
+    let names = ["handwritten", "sundown"];
+    let mut samples = [Vec::new(), Vec::new()];
+    for i in 0..processes * 2 {
+        let k = i % 2;
+        samples[k].extend(spawn_rounds(names[k], rounds, tasks)?);
+    }
+    let mut medians = Vec::new();
+    for (name, s) in names.iter().zip(samples.iter_mut()) {
+        s.sort_by(f64::total_cmp);
+        let m = s[s.len() / 2];
+        println!(
+            "   {name:<12} {m:7.1} ns/task  [{:7.1} .. {:7.1}]",
+            s[0],
+            s[s.len() - 1]
+        );
+        medians.push(m);
+    }
+    println!(
+        "   sundown (process scope, #[graceful_main]) / handwritten (TaskTracker) = {:.3}",
+        medians[1] / medians[0]
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

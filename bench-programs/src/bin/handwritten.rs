@@ -1,10 +1,11 @@
 //! The hand-written baseline: `#[tokio::main]`, tokio's SIGTERM stream, a
-//! `CancellationToken` and a `TaskTracker`.
+//! `CancellationToken` and a `TaskTracker`. In spawn mode (`BENCH_SPAWN_ROUNDS`), trivial
+//! tasks spawned on the `TaskTracker`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sundown_bench_programs::{ready, tasks, until_polled};
+use sundown_bench_programs::{ready, round, spawn_rounds, tasks, until_polled};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +16,27 @@ async fn main() -> std::io::Result<()> {
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let n = tasks();
+    if let Some(rounds) = spawn_rounds() {
+        for _ in 0..rounds {
+            let tracker = tracker.clone();
+            let timed = tokio::spawn(async move {
+                let mut handles = Vec::with_capacity(n);
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    handles.push(tracker.spawn(async {}));
+                }
+                for h in handles {
+                    assert!(h.await.is_ok());
+                }
+                t.elapsed()
+            });
+            match timed.await {
+                Ok(elapsed) => round(elapsed, n),
+                Err(e) => panic!("a round failed: {e}"),
+            }
+        }
+        return Ok(());
+    }
     let polled = Arc::new(AtomicUsize::new(0));
     for _ in 0..n {
         let token = token.clone();

@@ -79,6 +79,21 @@ pub(crate) fn set_process_scope(scope: &Shutdown) {
     let _ = PROCESS_SCOPE.set(scope.clone());
 }
 
+/// The process scope, when `scope` is it: a `'static` reference, since it is never freed.
+pub(crate) fn as_process_scope(scope: &Shutdown) -> Option<&'static Shutdown> {
+    PROCESS_SCOPE.get().filter(|p| p.same_scope(scope))
+}
+
+/// The process scope, for a task whose guard found its scope to be it
+/// ([`as_process_scope`]): installed once, never taken back, so always there by then.
+/// (Were it not, a scope of its own would stand in: never reached.)
+pub(crate) fn process_scope() -> &'static Shutdown {
+    static NEVER: OnceLock<Shutdown> = OnceLock::new();
+    PROCESS_SCOPE
+        .get()
+        .unwrap_or_else(|| NEVER.get_or_init(Shutdown::new))
+}
+
 /// The ambient context, if there is one.
 pub(crate) fn current() -> Option<Ambient> {
     let installed = CURRENT

@@ -25,7 +25,11 @@ use super::ambient::{self, Ambient};
 /// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
 /// adds to its future is at most 16 bytes (`tracking_adds_only_the_guard_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
-    scope: Shutdown,
+    /// The task's scope, counted; `None` for the process scope, which is never freed:
+    /// its tasks (most tracked tasks of a program under `#[graceful_main]`) take no
+    /// count on it, so its reference count does not pass between the spawning and the
+    /// ending worker for every task (`BENCHMARKS.md`, "Tasks of the process scope").
+    scope: Option<Shutdown>,
     index: std::num::NonZeroU32,
     generation: u16,
     shard: u8,
@@ -66,7 +70,10 @@ impl TaskGuard {
         let reserved = scope.registry().insert(name, location, TaskState::Running);
         let (index, generation, shard) = reserved.key().parts();
         let guard = TaskGuard {
-            scope: scope.clone(),
+            scope: match ambient::as_process_scope(scope) {
+                Some(_) => None,
+                None => Some(scope.clone()),
+            },
             index,
             generation,
             shard,
@@ -94,13 +101,16 @@ impl TaskGuard {
     }
 
     fn scope(&self) -> &Shutdown {
-        &self.scope
+        match &self.scope {
+            Some(scope) => scope,
+            None => ambient::process_scope(),
+        }
     }
 
     /// The cells the task writes about its polls without a lock.
     #[inline]
     pub(crate) fn cell(&self) -> Option<TaskCell<'_>> {
-        self.scope.registry().cell(self.key())
+        self.scope().registry().cell(self.key())
     }
 
     /// Debug mode: one poll of the task took `took`; past the slow-poll threshold the
@@ -144,7 +154,7 @@ impl TaskGuard {
     /// The context code inside the task sees.
     pub(crate) fn ambient(&self) -> Ambient {
         Ambient {
-            scope: self.scope.clone(),
+            scope: self.scope().clone(),
             task: Some(self.key()),
             shielded: false,
             in_flight: false,

@@ -26,8 +26,31 @@ pub fn spawn_rounds() -> Option<usize> {
     std::env::var(SPAWN_ROUNDS_ENV).ok()?.parse().ok()
 }
 
+/// One round of spawn mode: `tasks` trivial tasks spawned with `spawn` from a task (as a
+/// server's handler spawns), then awaited; prints the time per task.
+pub async fn spawn_round<S>(tasks: usize, spawn: S)
+where
+    S: Fn() -> tokio::task::JoinHandle<()> + Send + 'static,
+{
+    let timed = tokio::spawn(async move {
+        let mut handles = Vec::with_capacity(tasks);
+        let t = std::time::Instant::now();
+        for _ in 0..tasks {
+            handles.push(spawn());
+        }
+        for h in handles {
+            assert!(h.await.is_ok());
+        }
+        t.elapsed()
+    });
+    match timed.await {
+        Ok(elapsed) => round(elapsed, tasks),
+        Err(e) => panic!("a round failed: {e}"),
+    }
+}
+
 /// Prints one round's time per task, `round <ns>`.
-pub fn round(elapsed: Duration, tasks: usize) {
+fn round(elapsed: Duration, tasks: usize) {
     let mut out = std::io::stdout().lock();
     let per_task = elapsed.as_secs_f64() * 1e9 / tasks.max(1) as f64;
     let _ = writeln!(out, "round {per_task:.1}");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sundown_bench_programs::{ready, round, spawn_rounds, tasks, until_polled};
+use sundown_bench_programs::{ready, spawn_round, spawn_rounds, tasks, until_polled};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,21 +19,7 @@ async fn main() -> std::io::Result<()> {
     if let Some(rounds) = spawn_rounds() {
         for _ in 0..rounds {
             let tracker = tracker.clone();
-            let timed = tokio::spawn(async move {
-                let mut handles = Vec::with_capacity(n);
-                let t = std::time::Instant::now();
-                for _ in 0..n {
-                    handles.push(tracker.spawn(async {}));
-                }
-                for h in handles {
-                    assert!(h.await.is_ok());
-                }
-                t.elapsed()
-            });
-            match timed.await {
-                Ok(elapsed) => round(elapsed, n),
-                Err(e) => panic!("a round failed: {e}"),
-            }
+            spawn_round(n, move || tracker.spawn(async {})).await;
         }
         return Ok(());
     }

@@ -6,30 +6,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sundown_bench_programs::{ready, round, spawn_rounds, tasks, until_polled};
+use sundown_bench_programs::{ready, spawn_round, spawn_rounds, tasks, until_polled};
 
 #[sundown::graceful_main]
 async fn main() {
     let n = tasks();
     if let Some(rounds) = spawn_rounds() {
         for _ in 0..rounds {
-            // Spawned from a task, as a server's handler spawns.
-            let timed = tokio::spawn(async move {
-                let mut handles = Vec::with_capacity(n);
-                let t = std::time::Instant::now();
-                for _ in 0..n {
-                    handles.push(tokio::spawn(async {}));
-                }
-                for h in handles {
-                    assert!(h.await.is_ok());
-                }
-                t.elapsed()
-            });
-            match timed.await {
-                Ok(elapsed) => round(elapsed, n),
-                Err(e) => panic!("a round failed: {e}"),
-            }
+            // Rewritten: a tracked spawn on the ambient scope, the process scope.
+            spawn_round(n, || tokio::spawn(async {})).await;
         }
+        // Each was tracked (and ended), not a plain spawn.
+        let completed = sundown::Shutdown::current().stats().completed;
+        assert!(completed >= (rounds * n) as u64, "{completed} tracked tasks");
         return;
     }
     let polled = Arc::new(AtomicUsize::new(0));

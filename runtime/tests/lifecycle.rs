@@ -657,14 +657,14 @@ impl Drop for SpawnsOnDrop {
 fn a_scope_is_freed_inside_its_runtime_when_its_last_handle_goes() {
     for threads in [1, 2] {
         let dropped = Arc::new(AtomicBool::new(false));
-        let builder = if threads == 1 {
+        let mut builder = if threads == 1 {
             tokio::runtime::Builder::new_current_thread()
         } else {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(threads);
             b
         };
-        let Ok(rt) = { builder }.build() else {
+        let Ok(rt) = builder.build() else {
             panic!("cannot build a runtime");
         };
         let value = SpawnsOnDrop(dropped.clone());

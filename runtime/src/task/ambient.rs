@@ -79,13 +79,13 @@ pub(crate) fn set_process_scope(scope: &Shutdown) {
     let _ = PROCESS_SCOPE.set(scope.clone());
 }
 
-/// The process scope, when `scope` is it: a `'static` reference, since it is never freed.
-pub(crate) fn as_process_scope(scope: &Shutdown) -> Option<&'static Shutdown> {
-    PROCESS_SCOPE.get().filter(|p| p.same_scope(scope))
+/// Whether `scope` is the process scope, which is never freed.
+pub(crate) fn is_process_scope(scope: &Shutdown) -> bool {
+    PROCESS_SCOPE.get().is_some_and(|p| p.same_scope(scope))
 }
 
 /// The process scope, for a task whose guard found its scope to be it
-/// ([`as_process_scope`]): installed once, never taken back, so always there by then.
+/// ([`is_process_scope`]): installed once, never taken back, so always there by then.
 /// (Were it not, a scope of its own would stand in: never reached.)
 pub(crate) fn process_scope() -> &'static Shutdown {
     static NEVER: OnceLock<Shutdown> = OnceLock::new();

@@ -70,10 +70,7 @@ impl TaskGuard {
         let reserved = scope.registry().insert(name, location, TaskState::Running);
         let (index, generation, shard) = reserved.key().parts();
         let guard = TaskGuard {
-            scope: match ambient::as_process_scope(scope) {
-                Some(_) => None,
-                None => Some(scope.clone()),
-            },
+            scope: (!ambient::is_process_scope(scope)).then(|| scope.clone()),
             index,
             generation,
             shard,

@@ -215,6 +215,59 @@ async fn the_innermost_scope_wins_and_the_outer_one_is_back_after() {
     );
 }
 
+/// A future that is ready at its first poll and still holds a value, dropped after it
+/// returned (as a hand-written future or a combinator does): the value's `Drop` records
+/// whether it ran inside a scope and how many tasks the scope listed then.
+struct ReadyHolding {
+    _held: AfterReady,
+}
+
+struct AfterReady {
+    scope: Shutdown,
+    saw: Arc<std::sync::Mutex<Option<(bool, usize)>>>,
+}
+
+impl Drop for AfterReady {
+    fn drop(&mut self) {
+        let ambient = Shutdown::try_current()
+            .map(|s| s.trigger("dropped after it returned"))
+            .is_some();
+        let listed = self.scope.tasks().len();
+        if let Ok(mut saw) = self.saw.lock() {
+            *saw = Some((ambient, listed));
+        }
+    }
+}
+
+impl Future for ReadyHolding {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_future_is_dropped_inside_its_scope_before_its_entry_goes() {
+    let scope = Shutdown::new();
+    let saw = Arc::default();
+    let handle = scope.spawn(ReadyHolding {
+        _held: AfterReady {
+            scope: scope.clone(),
+            saw: Arc::clone(&saw),
+        },
+    });
+    handle.await.unwrap();
+    assert_eq!(
+        *saw.lock().unwrap(),
+        Some((true, 1)),
+        "dropped inside its scope, while its entry was still listed"
+    );
+    assert!(scope.is_requested(), "the ambient scope was the task's own");
+    assert!(scope.tasks().is_empty(), "the entry went with the future");
+    assert_eq!(scope.stats().completed, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_task_dropped_from_outside_drops_its_future_inside_its_scope() {
     let scope = Shutdown::new();

@@ -179,33 +179,64 @@ pin_project_lite::pin_project! {
     /// instead of a key per future. A tracked task's future is this wrapper around the
     /// user's future, and the wrapper's size decides which of tokio's task-cell sizes
     /// the task lands in (`BENCHMARKS.md`, peak RSS): it adds the 16-byte guard and
-    /// nothing else.
+    /// the [`Stage`] tag, which takes no room in a future whose layout has a spare
+    /// value and one word in one that has none.
+    ///
+    /// The future is dropped inside its context either way: by the poll that completed
+    /// it, while that poll's installation is still in place (and the context then goes
+    /// with it: a tracked task's entry is removed as its output is handed to tokio), or
+    /// by the wrapper's own drop when it never completed (cancelled, aborted, panicked),
+    /// which installs the context again for it. A task that completes thus pays for
+    /// one installation instead of two (`BENCHMARKS.md`, "A completed future dropped
+    /// by its last poll").
     pub(crate) struct Scoped<F, L: Context> {
-        // `None` only while it is installed.
+        // `None` only while it is installed, and once the future completed.
         local: Option<L>,
         #[pin]
-        fut: F,
-        // Dropped after `fut`: takes the context back off the stack, and with it the
-        // guard, so a task's entry goes after its future.
-        _uninstall: Uninstall,
+        fut: Stage<F>,
     }
 
     impl<F, L: Context> PinnedDrop for Scoped<F, L> {
         fn drop(this: Pin<&mut Self>) {
+            // Completed: the poll dropped the future and the context already.
+            let this = this.project();
+            let Some(local) = this.local.take() else {
+                return;
+            };
             // The future's own drop (a `#[cancel_safe]` call cut short, a value that
-            // spawns in its `Drop`) runs inside its scope: install now, the fields drop
-            // next, `_uninstall` last.
-            let local = this.project().local.take().map(L::into_local);
-            let _ = CURRENT.try_with(|c| c.borrow_mut().push(local));
+            // spawns in its `Drop`) runs inside its scope: installed for it, taken back
+            // after it (also when it panics), and the context (a task's guard: its
+            // entry goes after its future) dropped last.
+            let installed = CURRENT
+                .try_with(|c| c.borrow_mut().push(Some(local.into_local())))
+                .is_ok();
+            let _uninstall = Uninstall { installed };
+            let mut fut = this.fut;
+            fut.set(Stage::Done);
         }
     }
 }
 
-/// The last field of a [`Scoped`]: pops what its drop installed.
-struct Uninstall;
+pin_project_lite::pin_project! {
+    /// A [`Scoped`] future until it is dropped in place (by its completing poll or by
+    /// the wrapper's drop), then nothing.
+    #[project = StageProj]
+    enum Stage<F> {
+        Running { #[pin] fut: F },
+        Done,
+    }
+}
+
+/// Takes back what a [`Scoped`]'s drop installed (if the thread still had its stack).
+struct Uninstall {
+    installed: bool,
+}
 
 impl Drop for Uninstall {
     fn drop(&mut self) {
+        if !self.installed {
+            return;
+        }
         // Popped inside the borrow, dropped after it: a guard's drop may look at the
         // context.
         let installed = CURRENT.try_with(|c| c.borrow_mut().pop());
@@ -221,9 +252,22 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
+        let mut fut = this.fut;
+        let StageProj::Running { fut: running } = fut.as_mut().project() else {
+            // As an `async fn` does; tokio never polls a task again once it completed.
+            panic!("a sundown-scoped future was polled after it completed");
+        };
         let mut installed = Installed::push(this.local);
-        let polled = this.fut.poll(cx);
-        installed.pending = polled.is_pending();
+        let polled = running.poll(cx);
+        match polled {
+            std::task::Poll::Pending => installed.pending = true,
+            std::task::Poll::Ready(_) => {
+                // Dropped here, inside its context, as the wrapper's drop would have;
+                // `installed` then lets the context go instead of putting it back.
+                fut.set(Stage::Done);
+                installed.done = true;
+            }
+        }
         polled
     }
 }
@@ -238,6 +282,9 @@ struct Installed<'a, L: Context> {
     local: Option<&'a mut Option<L>>,
     /// Set after the poll: it returned `Pending`.
     pending: bool,
+    /// Set after the poll: the future completed and was dropped, so the context is
+    /// dropped as it comes off the stack (a tracked task's entry goes here).
+    done: bool,
     /// A tracked task's poll, watched.
     watch: Option<PollWatch>,
 }
@@ -255,6 +302,7 @@ impl<'a, L: Context> Installed<'a, L> {
         Installed {
             local: pushed.is_ok().then_some(local),
             pending: false,
+            done: false,
             watch,
         }
     }
@@ -272,7 +320,9 @@ impl<L: Context> Drop for Installed<'_, L> {
             {
                 watch.end(guard, self.pending);
             }
-            *local = value;
+            if !self.done {
+                *local = value;
+            }
         }
     }
 }
@@ -316,8 +366,7 @@ impl PollWatch {
 pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F, Box<Ambient>> {
     Scoped {
         local: Some(Box::new(ambient)),
-        fut,
-        _uninstall: Uninstall,
+        fut: Stage::Running { fut },
     }
 }
 
@@ -325,8 +374,7 @@ pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<
 pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F, TaskGuard> {
     Scoped {
         local: Some(guard),
-        fut,
-        _uninstall: Uninstall,
+        fut: Stage::Running { fut },
     }
 }
 

@@ -23,7 +23,8 @@ use super::ambient::{self, Ambient};
 /// Kept to 16 bytes, since it sits in every task's future: the scope, the entry's key
 /// in its 7 bytes, and one byte of flags. tokio allocates a task in 128-byte steps, and
 /// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
-/// adds to its future is at most 16 bytes (`tracking_adds_only_the_guard_to_a_tasks_future`).
+/// adds to its future is at most 16 bytes and a stage tag
+/// (`tracking_adds_only_the_guard_and_a_stage_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
     /// The task's scope, counted; `None` for the process scope, which is never freed:
     /// its tasks (most tracked tasks of a program under `#[graceful_main]`) take no

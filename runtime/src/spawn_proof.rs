@@ -185,11 +185,11 @@ pub trait TokioHandleSpawn {
         C: Classify<F::Output>,
     {
         let location = std::panic::Location::caller();
-        let Some(scope) = crate::task::ambient::current_scope() else {
+        let Some(scope) = crate::task::ambient::spawn_scope() else {
             return spawn(Box::pin(fut));
         };
         crate::task::spawn_with(
-            &scope,
+            scope.get(),
             TaskName::Given(name.into()),
             location,
             fut,

@@ -124,6 +124,57 @@ pub(crate) fn current_scope() -> Option<Shutdown> {
     current().map(|a| a.scope)
 }
 
+/// The ambient scope for a spawn: the process scope by reference (it is never freed),
+/// any other scope by a handle.
+pub(crate) enum SpawnScope {
+    Process(&'static Shutdown),
+    Other(Shutdown),
+}
+
+impl SpawnScope {
+    fn of(scope: &Shutdown) -> Self {
+        match PROCESS_SCOPE.get() {
+            Some(process) if process.same_scope(scope) => SpawnScope::Process(process),
+            _ => SpawnScope::Other(scope.clone()),
+        }
+    }
+
+    pub(crate) fn get(&self) -> &Shutdown {
+        match self {
+            SpawnScope::Process(scope) => scope,
+            SpawnScope::Other(scope) => scope,
+        }
+    }
+}
+
+/// The ambient scope, as [`current_scope`] finds it, for a spawn: in a program under
+/// `#[graceful_main]` most spawns are the process scope's, which is taken by reference
+/// here, so such a spawn writes no reference count of the scope at all (its task takes
+/// none either: `TaskGuard`).
+pub(crate) fn spawn_scope() -> Option<SpawnScope> {
+    let installed = CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .last()
+                .and_then(Option::as_ref)
+                .map(|local| match local {
+                    Local::Owner(guard) => guard.spawn_scope(),
+                    Local::View(a) => SpawnScope::of(&a.scope),
+                })
+        })
+        .ok()
+        .flatten();
+    if installed.is_some() {
+        return installed;
+    }
+    if let Some(scope) =
+        BLOCKING_AMBIENT.with(|b| b.borrow().as_ref().map(|a| SpawnScope::of(&a.scope)))
+    {
+        return Some(scope);
+    }
+    PROCESS_SCOPE.get().map(SpawnScope::Process)
+}
+
 /// What a [`Scoped`] future keeps while it is not being polled, and turns into the
 /// [`Local`] it installs: a tracked task keeps its bare guard (16 bytes, see
 /// [`TaskGuard`]), a view its box.

@@ -149,6 +149,14 @@ impl TaskGuard {
         SlotKey::from_parts(self.index, self.generation, self.shard)
     }
 
+    /// The task's scope for a spawn made inside it (see `ambient::spawn_scope`).
+    pub(crate) fn spawn_scope(&self) -> ambient::SpawnScope {
+        match &self.scope {
+            Some(scope) => ambient::SpawnScope::Other(scope.clone()),
+            None => ambient::SpawnScope::Process(ambient::process_scope()),
+        }
+    }
+
     /// The context code inside the task sees.
     pub(crate) fn ambient(&self) -> Ambient {
         Ambient {

@@ -105,8 +105,8 @@ where
 
 /// The ambient scope for a spawn; outside any, `announce` (the free function's name)
 /// is said in a line, and the task runs untracked so nothing is lost.
-fn ambient_for_spawn(announce: Option<&str>) -> Option<Shutdown> {
-    let scope = ambient::current_scope();
+fn ambient_for_spawn(announce: Option<&str>) -> Option<ambient::SpawnScope> {
+    let scope = ambient::spawn_scope();
     if let (None, Some(what)) = (&scope, announce) {
         crate::output::line(&format!(
             "sundown::{what} called outside any shutdown scope: the task runs untracked \
@@ -132,7 +132,7 @@ where
 {
     let location = Location::caller();
     match ambient_for_spawn(announce) {
-        Some(scope) => spawn(&scope, name, location, fut, classify, detached),
+        Some(scope) => spawn(scope.get(), name, location, fut, classify, detached),
         None => tokio::spawn(fut),
     }
 }
@@ -152,7 +152,7 @@ where
 {
     let location = Location::caller();
     match ambient_for_spawn(announce) {
-        Some(scope) => spawn_blocking(&scope, name, location, f, classify, detached),
+        Some(scope) => spawn_blocking(scope.get(), name, location, f, classify, detached),
         None => tokio::task::spawn_blocking(f),
     }
 }

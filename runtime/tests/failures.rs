@@ -79,3 +79,80 @@ async fn a_blocking_job_that_panics_is_reported() {
         &FailureKind::Panicked("bad checksum".into())
     );
 }
+
+/// A future that is ready at its first poll and still holds a value whose `Drop`
+/// panics: the panic comes after the output, as the future is dropped.
+struct ReadyThenPanicOnDrop {
+    _held: PanicsOnDrop,
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("flush on drop failed");
+    }
+}
+
+impl std::future::Future for ReadyThenPanicOnDrop {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_a_completed_future_is_dropped_is_a_failure() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn_named(
+        "writer",
+        ReadyThenPanicOnDrop {
+            _held: PanicsOnDrop,
+        },
+    );
+    assert!(
+        handle.await.unwrap_err().is_panic(),
+        "the JoinHandle sees the panic"
+    );
+    let stats = scope.stats();
+    assert_eq!(
+        (stats.completed, stats.failed, stats.running),
+        (0, 1, 0),
+        "the panic counts, not the output before it"
+    );
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    let f = &report.failures()[0];
+    assert_eq!(f.task(), "writer");
+    assert_eq!(
+        f.kind(),
+        &FailureKind::Panicked("flush on drop failed".into())
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_a_cancelled_future_is_dropped_is_a_failure() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn_named("writer", async {
+        let _held = PanicsOnDrop;
+        std::future::pending::<()>().await;
+    });
+    tokio::task::yield_now().await;
+    handle.abort();
+    assert!(
+        handle.await.unwrap_err().is_panic(),
+        "the JoinHandle sees the panic"
+    );
+    let stats = scope.stats();
+    assert_eq!(
+        (stats.cancelled, stats.failed, stats.running),
+        (0, 1, 0),
+        "the panic counts, not the cancellation before it"
+    );
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        report.failures()[0].kind(),
+        &FailureKind::Panicked("flush on drop failed".into())
+    );
+}

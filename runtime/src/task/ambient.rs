@@ -262,8 +262,7 @@ pin_project_lite::pin_project! {
                 .try_with(|c| c.borrow_mut().push(Some(local.into_local())))
                 .is_ok();
             let _uninstall = Uninstall { installed };
-            let mut fut = this.fut;
-            fut.set(Stage::Done);
+            drop_in_context(this.fut);
         }
     }
 }
@@ -275,6 +274,19 @@ pin_project_lite::pin_project! {
     enum Stage<F> {
         Running { #[pin] fut: F },
         Done,
+    }
+}
+
+/// Drops a [`Scoped`] future in place, its context installed: a panic in that drop is
+/// its task's failure, as one in its poll is (the output it returned, or its being
+/// cancelled, does not count then), and goes on to tokio as before.
+fn drop_in_context<F>(mut fut: std::pin::Pin<&mut Stage<F>>) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fut.set(Stage::Done);
+    }));
+    if let Err(payload) = dropped {
+        with_own_guard(|guard| guard.panicked(&*payload));
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -315,7 +327,7 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
             std::task::Poll::Ready(_) => {
                 // Dropped here, inside its context, as the wrapper's drop would have;
                 // `installed` then lets the context go instead of putting it back.
-                fut.set(Stage::Done);
+                drop_in_context(fut);
                 installed.done = true;
             }
         }

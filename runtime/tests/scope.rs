@@ -268,6 +268,63 @@ async fn a_completed_future_is_dropped_inside_its_scope_before_its_entry_goes() 
     assert_eq!(scope.stats().completed, 1);
 }
 
+/// Waits for `gate`, then is ready; holds a value that, when dropped after that,
+/// spawns a task on the ambient scope which counts `ran` after 20 ms.
+struct GateThenSpawnOnDrop {
+    gate: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    _held: SpawnsOnDrop,
+}
+
+struct SpawnsOnDrop(Arc<AtomicUsize>);
+
+impl Drop for SpawnsOnDrop {
+    fn drop(&mut self) {
+        let ran = Arc::clone(&self.0);
+        drop(sundown::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ran.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+}
+
+impl Future for GateThenSpawnOnDrop {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.gate.as_mut().poll(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_completing_during_the_drain_whose_drop_spawns_is_waited_for() {
+    let scope = Shutdown::new();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let waiter = Arc::clone(&gate);
+    let _task = scope.spawn(GateThenSpawnOnDrop {
+        gate: Box::pin(async move { waiter.notified().await }),
+        _held: SpawnsOnDrop(Arc::clone(&ran)),
+    });
+    tokio::task::yield_now().await;
+    let opener = scope.clone();
+    tokio::spawn(async move {
+        opener.requested().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        gate.notify_one();
+    });
+    let report = scope.shutdown(Duration::from_secs(2)).await;
+    assert!(report.stragglers().is_empty(), "{report}");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the drain waited for the task its drop spawned"
+    );
+    assert_eq!(report.stats().completed, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_task_dropped_from_outside_drops_its_future_inside_its_scope() {
     let scope = Shutdown::new();

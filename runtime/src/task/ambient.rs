@@ -94,25 +94,32 @@ pub(crate) fn process_scope() -> &'static Shutdown {
         .unwrap_or_else(|| NEVER.get_or_init(Shutdown::new))
 }
 
-/// The ambient context, if there is one.
-pub(crate) fn current() -> Option<Ambient> {
-    let installed = CURRENT
-        .try_with(|c| {
-            c.borrow()
-                .last()
-                .and_then(Option::as_ref)
-                .map(Local::ambient)
-        })
+/// Looks the ambient context up in its order (see the module docs): the innermost
+/// installed context, else the blocking closure's, else the process scope's in-flight
+/// view; each found one is turned into what the caller needs.
+fn look_up<T>(
+    installed: impl FnOnce(&Local) -> T,
+    blocking: impl FnOnce(&Ambient) -> T,
+    in_flight: impl FnOnce(&'static Shutdown) -> T,
+) -> Option<T> {
+    let found = CURRENT
+        .try_with(|c| c.borrow().last().and_then(Option::as_ref).map(installed))
         .ok()
         .flatten();
-    if installed.is_some() {
-        return installed;
+    if found.is_some() {
+        return found;
     }
-    if let Some(a) = BLOCKING_AMBIENT.with(|b| b.borrow().clone()) {
-        return Some(a);
+    let found = BLOCKING_AMBIENT.with(|b| b.borrow().as_ref().map(blocking));
+    if found.is_some() {
+        return found;
     }
     // Code sundown did not start: in-flight work of the process scope.
-    PROCESS_SCOPE.get().map(|scope| Ambient {
+    PROCESS_SCOPE.get().map(in_flight)
+}
+
+/// The ambient context, if there is one.
+pub(crate) fn current() -> Option<Ambient> {
+    look_up(Local::ambient, Ambient::clone, |scope| Ambient {
         scope: scope.clone(),
         task: None,
         shielded: false,
@@ -152,27 +159,14 @@ impl SpawnScope {
 /// here, so such a spawn writes no reference count of the scope at all (its task takes
 /// none either: `TaskGuard`).
 pub(crate) fn spawn_scope() -> Option<SpawnScope> {
-    let installed = CURRENT
-        .try_with(|c| {
-            c.borrow()
-                .last()
-                .and_then(Option::as_ref)
-                .map(|local| match local {
-                    Local::Owner(guard) => guard.spawn_scope(),
-                    Local::View(a) => SpawnScope::of(&a.scope),
-                })
-        })
-        .ok()
-        .flatten();
-    if installed.is_some() {
-        return installed;
-    }
-    if let Some(scope) =
-        BLOCKING_AMBIENT.with(|b| b.borrow().as_ref().map(|a| SpawnScope::of(&a.scope)))
-    {
-        return Some(scope);
-    }
-    PROCESS_SCOPE.get().map(SpawnScope::Process)
+    look_up(
+        |local| match local {
+            Local::Owner(guard) => guard.spawn_scope(),
+            Local::View(a) => SpawnScope::of(&a.scope),
+        },
+        |a| SpawnScope::of(&a.scope),
+        SpawnScope::Process,
+    )
 }
 
 /// What a [`Scoped`] future keeps while it is not being polled, and turns into the

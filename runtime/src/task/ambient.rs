@@ -140,9 +140,10 @@ pub(crate) enum SpawnScope {
 
 impl SpawnScope {
     fn of(scope: &Shutdown) -> Self {
-        match PROCESS_SCOPE.get() {
-            Some(process) if process.same_scope(scope) => SpawnScope::Process(process),
-            _ => SpawnScope::Other(scope.clone()),
+        if is_process_scope(scope) {
+            SpawnScope::Process(process_scope())
+        } else {
+            SpawnScope::Other(scope.clone())
         }
     }
 
@@ -317,12 +318,12 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
         let mut installed = Installed::push(this.local);
         let polled = running.poll(cx);
         match polled {
-            std::task::Poll::Pending => installed.pending = true,
+            std::task::Poll::Pending => installed.returned = Returned::Pending,
             std::task::Poll::Ready(_) => {
                 // Dropped here, inside its context, as the wrapper's drop would have;
                 // `installed` then lets the context go instead of putting it back.
                 drop_in_context(fut);
-                installed.done = true;
+                installed.returned = Returned::Ready;
             }
         }
         polled
@@ -337,11 +338,8 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
 /// at the end the chain it was left pending on (see `waits`).
 struct Installed<'a, L: Context> {
     local: Option<&'a mut Option<L>>,
-    /// Set after the poll: it returned `Pending`.
-    pending: bool,
-    /// Set after the poll: the future completed and was dropped, so the context is
-    /// dropped as it comes off the stack (a tracked task's entry goes here).
-    done: bool,
+    /// What the poll returned; [`Returned::Unwound`] until it does (a panic).
+    returned: Returned,
     /// A tracked task's poll, watched.
     watch: Option<PollWatch>,
 }
@@ -358,8 +356,7 @@ impl<'a, L: Context> Installed<'a, L> {
         });
         Installed {
             local: pushed.is_ok().then_some(local),
-            pending: false,
-            done: false,
+            returned: Returned::Unwound,
             watch,
         }
     }
@@ -375,13 +372,25 @@ impl<L: Context> Drop for Installed<'_, L> {
             if let (Some(guard), Some(watch)) =
                 (value.as_ref().and_then(L::guard), self.watch.take())
             {
-                watch.end(guard, self.pending);
+                watch.end(guard, self.returned == Returned::Pending);
             }
-            if !self.done {
+            if self.returned != Returned::Ready {
                 *local = value;
             }
         }
     }
+}
+
+/// How a poll inside [`Installed`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Returned {
+    /// It panicked: the context goes back into the wrapper, whose drop drops the future.
+    Unwound,
+    /// `Pending`: the context goes back for the next poll.
+    Pending,
+    /// `Ready`: the future was dropped in the poll, and the context is dropped as it
+    /// comes off the stack (a tracked task's entry goes here).
+    Ready,
 }
 
 /// One poll of a tracked task, watched: its start stored in the task's cell on the

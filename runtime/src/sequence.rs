@@ -88,9 +88,8 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         crate::taskdump::attach_backtraces(&mut stragglers, deadline).await;
         scope.cancel_hard();
-        scope.abort_tasks(caller.as_ref().map(|c| (&c.scope, c.key)));
         let grace = saturating_deadline(Instant::now(), split.abort_grace).min(deadline);
-        if !wait_drained(scope, caller.as_ref(), grace).await {
+        if !abort_until_drained(scope, caller.as_ref(), split.abort_grace, grace).await {
             mark_blocking(scope, caller.as_ref(), &mut stragglers);
         }
     }
@@ -171,20 +170,53 @@ fn stragglers_of(scope: &Shutdown, caller: Option<&Caller>) -> Vec<TaskInfo> {
     all
 }
 
+/// Aborts the tree's tasks (all but `caller`) until none is left, or `grace` (the
+/// deadline of a grace `length` long) runs out; true when none is left.
+///
+/// A task that is aborted may spawn as it is dropped (a value's `Drop` that flushes or
+/// says goodbye), after the sweep has passed: so the wait is cut in four, and each part
+/// starts with a sweep that aborts what appeared during the last.
+async fn abort_until_drained(
+    scope: &Shutdown,
+    caller: Option<&Caller>,
+    length: Duration,
+    grace: Instant,
+) -> bool {
+    let part = (length / 4).max(Duration::from_millis(1));
+    loop {
+        scope.abort_tasks(caller.map(|c| (&c.scope, c.key)));
+        let until = saturating_deadline(Instant::now(), part).min(grace);
+        if wait_drained(scope, caller, until).await {
+            return true;
+        }
+        if until >= grace {
+            return false;
+        }
+    }
+}
+
 /// Tasks still alive after the abort grace cannot be stopped: they block their thread.
-fn mark_blocking(scope: &Shutdown, caller: Option<&Caller>, stragglers: &mut [TaskInfo]) {
-    // A set, not a scan per straggler: a million of them must not take a million
+/// Those the drain deadline did not see (spawned during the abort step, as an aborted
+/// task was dropped) join the stragglers, so the report leaves no live task out.
+fn mark_blocking(scope: &Shutdown, caller: Option<&Caller>, stragglers: &mut Vec<TaskInfo>) {
+    // Sets, not a scan per straggler: a million of them must not take a million
     // squared comparisons.
-    let still: std::collections::HashSet<_> = stragglers_of(scope, caller)
-        .iter()
-        .map(TaskInfo::identity)
+    let mut still: std::collections::HashMap<_, _> = stragglers_of(scope, caller)
+        .into_iter()
+        .map(|t| (t.identity(), t))
         .collect();
     scope.mark_blocking();
     for t in stragglers.iter_mut() {
-        if still.contains(&t.identity()) {
+        if still.remove(&t.identity()).is_some() {
             *t = t.clone().with_state(TaskState::Blocking);
         }
     }
+    let mut late: Vec<TaskInfo> = still
+        .into_values()
+        .map(|t| t.with_state(TaskState::Blocking))
+        .collect();
+    late.sort_by_key(TaskInfo::started);
+    stragglers.extend(late);
 }
 
 /// Tracked tasks alive in the scope tree, `caller` not counted.

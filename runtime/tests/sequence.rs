@@ -242,3 +242,79 @@ fn a_blocking_pool_job_is_reported_as_blocking() {
     assert_eq!(report.stragglers()[0].state(), TaskState::Blocking);
     rt.shutdown_timeout(Duration::from_millis(10));
 }
+
+/// Spawns a task on the ambient scope when dropped: what a value in an aborted task
+/// may do (a flush, a last message).
+struct SpawnsWhenDropped(&'static str);
+
+impl Drop for SpawnsWhenDropped {
+    fn drop(&mut self) {
+        sundown::spawn_named(self.0, async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_spawned_during_the_abort_step_is_aborted_too() {
+    let scope = Shutdown::new();
+    let late = scope.spawn_named("stubborn", async {
+        let _value = SpawnsWhenDropped("late");
+        pending_forever().await;
+    });
+    let report = scope.shutdown(Duration::from_secs(2)).await;
+    assert!(late.await.unwrap_err().is_cancelled());
+    let stats = report.stats();
+    assert_eq!(
+        (stats.running, stats.cancelled),
+        (0, 2),
+        "the task the aborted one spawned as it was dropped is aborted too: {stats:?}"
+    );
+    assert!(scope.tasks().is_empty(), "{:?}", scope.tasks());
+}
+
+/// Spawns a blocking job on the ambient scope when dropped, and returns once the job
+/// runs: from then on no abort stops it.
+struct BlocksWhenDropped;
+
+impl Drop for BlocksWhenDropped {
+    fn drop(&mut self) {
+        let (started, running) = std::sync::mpsc::channel();
+        sundown::spawn_blocking(move || {
+            let _ = started.send(());
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let _ = running.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Real time on purpose, as the blocking job above: a blocking job spawned during the
+/// abort step, which no abort stops, is in the report with the stragglers. One thread,
+/// so that the aborted task is dropped (and the job started) between two sweeps, never
+/// during one.
+#[test]
+fn a_blocking_job_spawned_during_the_abort_step_is_reported() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(async {
+        let scope = Shutdown::new();
+        scope.spawn_named("stubborn", async {
+            let _value = BlocksWhenDropped;
+            pending_forever().await;
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        scope.shutdown(Duration::from_secs(1)).await
+    });
+    let states: Vec<(String, TaskState)> = report
+        .stragglers()
+        .iter()
+        .map(|t| (t.name().to_owned(), t.state()))
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}\n{report}");
+    assert_eq!(states[0], ("stubborn".to_owned(), TaskState::Running));
+    assert_eq!(states[1].1, TaskState::Blocking, "{states:?}");
+    assert_eq!(report.stats().running, 1);
+    rt.shutdown_timeout(Duration::from_millis(10));
+}

@@ -5,7 +5,8 @@
 //!   become sundown's tracked spawns;
 //! - any other call of a path ending in `spawn` or `spawn_blocking` (an import, a rename,
 //!   `task::spawn`) is tracked when its type is tokio's function, and otherwise called as
-//!   written with a deprecation warning at the user's span;
+//!   written with a deprecation warning at the user's span (`sundown::spawn` and
+//!   `sundown::spawn_blocking`, tracked by themselves, are left as written);
 //! - `receiver.spawn(x)` is tracked when the receiver is a tokio `Handle`;
 //! - the input of macros whose grammar is expressions (`vec!`, `join!`, `select!` arms,
 //!   `assert!`, the formatting macros…) is parsed and rewritten the same way; a spawn in
@@ -715,9 +716,11 @@ pub(crate) fn spawn_site(expr: &Expr) -> Option<SpawnSite> {
                 Some("spawn_blocking") => SpawnKind::Blocking,
                 _ => return None,
             };
-            // `std::thread::spawn` and `thread::spawn` start threads, not tasks.
+            // `std::thread::spawn` and `thread::spawn` start threads, not tasks;
+            // `sundown::spawn` and `sundown::spawn_blocking` are tracked by themselves.
             let thread = segments.len() >= 2 && segments[segments.len() - 2] == "thread";
-            (!thread).then_some(SpawnSite::Unproven(kind))
+            let sundowns = segments.len() == 2 && segments[0] == "sundown";
+            (!thread && !sundowns).then_some(SpawnSite::Unproven(kind))
         }
         Expr::MethodCall(call)
             if call.method == "spawn" && call.args.len() == 1 && call.turbofish.is_none() =>
@@ -940,7 +943,7 @@ mod tests {
 
     #[test]
     fn recognises_every_spawn_form() {
-        let cases: [(Expr, &str); 17] = [
+        let cases: [(Expr, &str); 20] = [
             (parse_quote!(tokio::spawn(x)), "tokio Future"),
             (parse_quote!(::tokio::spawn(x)), "tokio Future"),
             (parse_quote!(tokio::task::spawn(x)), "tokio Future"),
@@ -958,6 +961,10 @@ mod tests {
             (parse_quote!(go::<F>(x)), "none"),
             (parse_quote!(rt::spawn_blocking(f)), "unproven Blocking"),
             (parse_quote!(std::thread::spawn(f)), "none"),
+            // sundown's own spawns track themselves: not flagged as untracked.
+            (parse_quote!(sundown::spawn(x)), "none"),
+            (parse_quote!(::sundown::spawn_blocking(f)), "none"),
+            (parse_quote!(app::sundown::spawn(x)), "unproven Future"),
             (parse_quote!(thread::spawn(f)), "none"),
             (parse_quote!(tokio::task::spawn_local(x)), "none"),
             (parse_quote!(Handle::current().spawn(x)), "method"),

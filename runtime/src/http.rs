@@ -306,7 +306,7 @@ where
         let polled = match polled {
             Ok(polled) => polled,
             Err(payload) => {
-                if let Some(unit) = this.unit.take() {
+                if let Some(mut unit) = this.unit.take() {
                     unit.guard.panicked(&*payload);
                 }
                 std::panic::resume_unwind(payload)
@@ -321,7 +321,7 @@ where
                     }
                     res
                 });
-                if let Some(unit) = this.unit.take() {
+                if let Some(mut unit) = this.unit.take() {
                     unit.guard.finish(TaskOutcome::Completed);
                 }
                 Poll::Ready(result)

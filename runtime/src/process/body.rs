@@ -75,14 +75,14 @@ impl Body<'_> {
     fn finished(&mut self, r: Result<TaskOutcome, Box<dyn Any + Send>>) {
         self.result = Some(match r {
             Ok(outcome) => {
-                let outcome = match &self.guard {
+                let outcome = match &mut self.guard {
                     Some(g) => g.finish_main(outcome),
                     None => outcome,
                 };
                 Ok(outcome)
             }
             Err(payload) => {
-                if let Some(g) = &self.guard {
+                if let Some(g) = &mut self.guard {
                     g.mark_failed();
                 }
                 Err(panic_message(&*payload))

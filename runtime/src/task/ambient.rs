@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use crate::registry::SlotKey;
+use crate::registry::{Outcome, SlotKey, TaskOutcome};
 use crate::scope::Shutdown;
 
 use super::guard::TaskGuard;
@@ -225,8 +225,8 @@ pin_project_lite::pin_project! {
     /// instead of a key per future. A tracked task's future is this wrapper around the
     /// user's future, and the wrapper's size decides which of tokio's task-cell sizes
     /// the task lands in (`BENCHMARKS.md`, peak RSS): it adds the 16-byte guard and
-    /// the [`Stage`] tag, which takes no room in a future whose layout has a spare
-    /// value and one word in one that has none.
+    /// nothing else, since the guard has spare values to say the future is gone (see
+    /// [`Stage`]). A view (`enter`, `shield`, a close hook) adds its box and a tag.
     ///
     /// The future is dropped inside its context either way: by the poll that completed
     /// it, while that poll's installation is still in place (and the context then goes
@@ -236,17 +236,18 @@ pin_project_lite::pin_project! {
     /// one installation instead of two (`BENCHMARKS.md`, "A completed future dropped
     /// by its last poll").
     pub(crate) struct Scoped<F, L: Context> {
-        // `None` only while it is installed, and once the future completed.
-        local: Option<L>,
         #[pin]
-        fut: Stage<F>,
+        stage: Stage<F, L>,
     }
 
     impl<F, L: Context> PinnedDrop for Scoped<F, L> {
         fn drop(this: Pin<&mut Self>) {
+            let mut stage = this.project().stage;
             // Completed: the poll dropped the future and the context already.
-            let this = this.project();
-            let Some(local) = this.local.take() else {
+            let StageProj::Running { local, .. } = stage.as_mut().project() else {
+                return;
+            };
+            let Some(local) = local.take() else {
                 return;
             };
             // The future's own drop (a `#[cancel_safe]` call cut short, a value that
@@ -257,32 +258,46 @@ pin_project_lite::pin_project! {
                 .try_with(|c| c.borrow_mut().push(Some(local.into_local())))
                 .is_ok();
             let _uninstall = Uninstall { installed };
-            drop_in_context(this.fut);
+            if let Err(payload) = drop_in_context(stage) {
+                std::panic::resume_unwind(payload);
+            }
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A [`Scoped`] future until it is dropped in place (by its completing poll or by
-    /// the wrapper's drop), then nothing.
+    /// A [`Scoped`] future and its context until the future is dropped in place (by
+    /// its completing poll or by the wrapper's drop), then nothing. One enum with the
+    /// context inside, so that `Done` is one of the context's spare values (a guard's
+    /// ending byte has them) instead of a tag of its own: a user's future has none to
+    /// lend (an `async` block's state has no spare value), and the tag would take a
+    /// word.
     #[project = StageProj]
-    enum Stage<F> {
-        Running { #[pin] fut: F },
+    enum Stage<F, L> {
+        Running {
+            // `None` only while it is installed.
+            local: Option<L>,
+            #[pin]
+            fut: F,
+        },
         Done,
     }
 }
 
 /// Drops a [`Scoped`] future in place, its context installed: a panic in that drop is
 /// its task's failure, as one in its poll is (the output it returned, or its being
-/// cancelled, does not count then), and goes on to tokio as before.
-fn drop_in_context<F>(mut fut: std::pin::Pin<&mut Stage<F>>) {
+/// cancelled, does not count then). The panic is returned, for the caller to send on
+/// to tokio once the context is off the stack.
+fn drop_in_context<F, L>(
+    mut stage: std::pin::Pin<&mut Stage<F, L>>,
+) -> Result<(), Box<dyn std::any::Any + Send>> {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        fut.set(Stage::Done);
+        stage.set(Stage::Done);
     }));
-    if let Err(payload) = dropped {
-        with_own_guard(|guard| guard.panicked(&*payload));
-        std::panic::resume_unwind(payload);
+    if let Err(payload) = &dropped {
+        own_guard_panicked(&**payload);
     }
+    dropped
 }
 
 /// Takes back what a [`Scoped`]'s drop installed (if the thread still had its stack).
@@ -309,44 +324,56 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let mut fut = this.fut;
-        let StageProj::Running { fut: running } = fut.as_mut().project() else {
+        let mut stage = self.project().stage;
+        let StageProj::Running { local, fut } = stage.as_mut().project() else {
             // As an `async fn` does; tokio never polls a task again once it completed.
             panic!("a sundown-scoped future was polled after it completed");
         };
-        let mut installed = Installed::push(this.local);
-        let polled = running.poll(cx);
+        let installed = Installed::push(local);
+        // Caught so that every path below takes the context off the stack itself, in
+        // its order.
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx)));
         match polled {
-            std::task::Poll::Pending => installed.returned = Returned::Pending,
-            std::task::Poll::Ready(_) => {
+            Ok(std::task::Poll::Pending) => {
+                installed.put_back(local, true);
+                std::task::Poll::Pending
+            }
+            Ok(std::task::Poll::Ready(output)) => {
                 // Dropped here, inside its context, as the wrapper's drop would have;
-                // `installed` then lets the context go instead of putting it back.
-                drop_in_context(fut);
-                installed.returned = Returned::Ready;
+                // the context then goes instead of being put back (a tracked task's
+                // entry goes here).
+                let dropped = drop_in_context(stage);
+                drop(installed.pop::<L>(false));
+                if let Err(payload) = dropped {
+                    std::panic::resume_unwind(payload);
+                }
+                std::task::Poll::Ready(output)
+            }
+            Err(payload) => {
+                // The context goes back: the wrapper's drop drops the future in it.
+                installed.put_back(local, false);
+                std::panic::resume_unwind(payload)
             }
         }
-        polled
     }
 }
 
-/// `local` pushed on the thread's stack until this is dropped (also by a panic), then
-/// moved back. If the thread is being torn down, nothing is pushed.
+/// A context pushed on the thread's stack for one poll, until [`pop`](Self::pop). If
+/// the thread is being torn down, nothing was pushed and the context stayed where it
+/// was.
 ///
 /// For a tracked task's own guard, the push and the pop are also where its poll is
 /// watched: the start stored in its cell on the coarse clock, a fresh await trail, and
 /// at the end the chain it was left pending on (see `waits`).
-struct Installed<'a, L: Context> {
-    local: Option<&'a mut Option<L>>,
-    /// What the poll returned; [`Returned::Unwound`] until it does (a panic).
-    returned: Returned,
+struct Installed {
+    pushed: bool,
     /// A tracked task's poll, watched.
     watch: Option<PollWatch>,
 }
 
-impl<'a, L: Context> Installed<'a, L> {
+impl Installed {
     #[inline]
-    fn push(local: &'a mut Option<L>) -> Self {
+    fn push<L: Context>(local: &mut Option<L>) -> Self {
         let mut watch = None;
         let pushed = CURRENT.try_with(|c| {
             if let Some(guard) = local.as_ref().and_then(L::guard) {
@@ -355,42 +382,35 @@ impl<'a, L: Context> Installed<'a, L> {
             c.borrow_mut().push(local.take().map(L::into_local));
         });
         Installed {
-            local: pushed.is_ok().then_some(local),
-            returned: Returned::Unwound,
+            pushed: pushed.is_ok(),
             watch,
         }
     }
-}
 
-impl<L: Context> Drop for Installed<'_, L> {
+    /// Takes the context off the stack; `pending`: the poll returned `Pending`, so the
+    /// chain it waits on is recorded (a poll that did not ended the task or panicked,
+    /// and its entry goes with the future).
     #[inline]
-    fn drop(&mut self) {
-        if let Some(local) = self.local.take()
-            && let Ok(value) = CURRENT.try_with(|c| c.borrow_mut().pop())
-        {
-            let value = value.flatten().and_then(L::from_local);
-            if let (Some(guard), Some(watch)) =
-                (value.as_ref().and_then(L::guard), self.watch.take())
-            {
-                watch.end(guard, self.returned == Returned::Pending);
-            }
-            if self.returned != Returned::Ready {
-                *local = value;
-            }
+    fn pop<L: Context>(self, pending: bool) -> Option<L> {
+        if !self.pushed {
+            return None;
+        }
+        let value = CURRENT.try_with(|c| c.borrow_mut().pop()).ok()?;
+        let value = value.flatten().and_then(L::from_local);
+        if let (Some(guard), Some(watch)) = (value.as_ref().and_then(L::guard), self.watch) {
+            watch.end(guard, pending);
+        }
+        value
+    }
+
+    /// Takes the context off the stack and back into `local`, for the next poll or the
+    /// wrapper's drop.
+    #[inline]
+    fn put_back<L: Context>(self, local: &mut Option<L>, pending: bool) {
+        if self.pushed {
+            *local = self.pop(pending);
         }
     }
-}
-
-/// How a poll inside [`Installed`] ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Returned {
-    /// It panicked: the context goes back into the wrapper, whose drop drops the future.
-    Unwound,
-    /// `Pending`: the context goes back for the next poll.
-    Pending,
-    /// `Ready`: the future was dropped in the poll, and the context is dropped as it
-    /// comes off the stack (a tracked task's entry goes here).
-    Ready,
 }
 
 /// One poll of a tracked task, watched: its start stored in the task's cell on the
@@ -431,27 +451,64 @@ impl PollWatch {
 /// Runs `fut` with `ambient` as its context.
 pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F, Box<Ambient>> {
     Scoped {
-        local: Some(Box::new(ambient)),
-        fut: Stage::Running { fut },
+        stage: Stage::Running {
+            local: Some(Box::new(ambient)),
+            fut,
+        },
     }
 }
 
 /// Runs a tracked task's future with its guard as the installed context.
 pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F, TaskGuard> {
     Scoped {
-        local: Some(guard),
-        fut: Stage::Running { fut },
+        stage: Stage::Running {
+            local: Some(guard),
+            fut,
+        },
     }
 }
 
 /// Runs `f` on the running task's own guard, if the code runs directly in a tracked
 /// task (not inside `enter` or `shield` within it).
-pub(crate) fn with_own_guard(f: impl FnOnce(&TaskGuard)) {
+pub(crate) fn with_own_guard<T>(f: impl FnOnce(&TaskGuard) -> T) -> Option<T> {
+    CURRENT
+        .try_with(|c| match c.borrow().last() {
+            Some(Some(Local::Owner(guard))) => Some(f(guard)),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// Records on the running task's own guard how it ended (see [`with_own_guard`]). The
+/// guard is written through an exclusive borrow of the stack, taken only for that
+/// store: what may look at the context (a failure's report) runs before it, under a
+/// shared one.
+fn record_on_own_guard(outcome: Outcome) {
     let _ = CURRENT.try_with(|c| {
-        if let Some(Some(Local::Owner(guard))) = c.borrow().last() {
-            f(guard);
+        if let Some(Some(Local::Owner(guard))) = c.borrow_mut().last_mut() {
+            guard.record(outcome);
         }
     });
+}
+
+/// The running task's output counted on its own guard (a failure reported now).
+#[inline]
+pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
+    let settled = match outcome {
+        TaskOutcome::Completed => Some(Outcome::Completed),
+        other => with_own_guard(|guard| guard.settle(other)),
+    };
+    if let Some(settled) = settled {
+        record_on_own_guard(settled);
+    }
+}
+
+/// The running task's panic reported and counted on its own guard.
+pub(crate) fn own_guard_panicked(payload: &(dyn std::any::Any + Send)) {
+    if with_own_guard(|guard| guard.report_panic(payload)).is_some() {
+        record_on_own_guard(Outcome::Failed);
+    }
 }
 
 /// The tracked task being polled on this thread, if any, with its scope: the innermost

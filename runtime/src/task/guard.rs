@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location};
 use std::task::Poll;
@@ -21,10 +20,13 @@ use super::ambient::{self, Ambient};
 /// nothing else: its scope is the task's ambient scope too.
 ///
 /// Kept to 16 bytes, since it sits in every task's future: the scope, the entry's key
-/// in its 7 bytes, and one byte of flags. tokio allocates a task in 128-byte steps, and
-/// a trivial task (`async {}`, or a small loop) fits in the first only if what sundown
-/// adds to its future is at most 16 bytes and a stage tag
-/// (`tracking_adds_only_the_guard_and_a_stage_to_a_tasks_future`).
+/// in its 7 bytes, and one byte that says how the task ended so far. That byte is an
+/// enum, not a number, so its unused values are spare: the wrapper around the task's
+/// future marks a future it already dropped with one of them instead of a tag of its
+/// own (`ambient::Scoped`). tokio allocates a task in 128-byte steps, and a trivial
+/// task (`async {}`, or a small loop) fits in the first only if what sundown adds to its
+/// future is at most 16 bytes
+/// (`tracking_adds_only_the_guard_to_a_tasks_future`).
 pub(crate) struct TaskGuard {
     /// The task's scope, counted; `None` for the process scope, which is never freed:
     /// its tasks (most tracked tasks of a program under `#[graceful_main]`) take no
@@ -34,19 +36,46 @@ pub(crate) struct TaskGuard {
     index: std::num::NonZeroU32,
     generation: u16,
     shard: u8,
-    /// How the task ended so far (an [`Outcome`], bits 0–1), and whether its handle was
-    /// discarded where the task was made (bit 2: an `Err` is then a failure).
-    flags: Cell<u8>,
+    ending: Ending,
 }
 
-const DETACHED: u8 = 1 << 2;
-const OUTCOME: u8 = 0b11;
+/// How a task ended so far, and whether its handle was discarded where it was made (an
+/// `Err` is then a failure): one byte with spare values (see [`TaskGuard`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ending {
+    Cancelled,
+    Completed,
+    Failed,
+    DetachedCancelled,
+    DetachedCompleted,
+    DetachedFailed,
+}
 
-fn outcome_bits(outcome: Outcome) -> u8 {
-    match outcome {
-        Outcome::Completed => 0,
-        Outcome::Failed => 1,
-        Outcome::Cancelled => 2,
+impl Ending {
+    fn outcome(self) -> Outcome {
+        match self {
+            Ending::Cancelled | Ending::DetachedCancelled => Outcome::Cancelled,
+            Ending::Completed | Ending::DetachedCompleted => Outcome::Completed,
+            Ending::Failed | Ending::DetachedFailed => Outcome::Failed,
+        }
+    }
+
+    fn is_detached(self) -> bool {
+        matches!(
+            self,
+            Ending::DetachedCancelled | Ending::DetachedCompleted | Ending::DetachedFailed
+        )
+    }
+
+    fn of(outcome: Outcome, detached: bool) -> Ending {
+        match (outcome, detached) {
+            (Outcome::Cancelled, false) => Ending::Cancelled,
+            (Outcome::Completed, false) => Ending::Completed,
+            (Outcome::Failed, false) => Ending::Failed,
+            (Outcome::Cancelled, true) => Ending::DetachedCancelled,
+            (Outcome::Completed, true) => Ending::DetachedCompleted,
+            (Outcome::Failed, true) => Ending::DetachedFailed,
+        }
     }
 }
 
@@ -76,26 +105,22 @@ impl TaskGuard {
             generation,
             shard,
             // Until the task says otherwise, being dropped means it was cancelled.
-            flags: Cell::new(outcome_bits(Outcome::Cancelled)),
+            ending: Ending::Cancelled,
         };
         (guard, reserved)
     }
 
-    fn set_outcome(&self, outcome: Outcome) {
-        let flags = self.flags.get();
-        self.flags.set((flags & !OUTCOME) | outcome_bits(outcome));
+    /// Records how the task ended (the last word counts).
+    pub(crate) fn record(&mut self, outcome: Outcome) {
+        self.ending = Ending::of(outcome, self.ending.is_detached());
     }
 
     fn outcome(&self) -> Outcome {
-        match self.flags.get() & OUTCOME {
-            0 => Outcome::Completed,
-            1 => Outcome::Failed,
-            _ => Outcome::Cancelled,
-        }
+        self.ending.outcome()
     }
 
     fn is_detached(&self) -> bool {
-        self.flags.get() & DETACHED != 0
+        self.ending.is_detached()
     }
 
     fn scope(&self) -> &Shutdown {
@@ -167,10 +192,8 @@ impl TaskGuard {
         }
     }
 
-    pub(crate) fn detached(self, detached: bool) -> Self {
-        if detached {
-            self.flags.set(self.flags.get() | DETACHED);
-        }
+    pub(crate) fn detached(mut self, detached: bool) -> Self {
+        self.ending = Ending::of(self.ending.outcome(), detached);
         self
     }
 
@@ -186,20 +209,27 @@ impl TaskGuard {
     }
 
     /// Records how the task ended; a failure is reported now.
+    pub(crate) fn finish(&mut self, outcome: TaskOutcome) {
+        let settled = self.settle(outcome);
+        self.record(settled);
+    }
+
+    /// What a task's output counts as; a failure is reported now. (Split from
+    /// [`record`](Self::record) for the installed guard, which reports through a shared
+    /// borrow of the context stack and records through a short exclusive one.)
     #[inline]
-    pub(crate) fn finish(&self, outcome: TaskOutcome) {
+    pub(crate) fn settle(&self, outcome: TaskOutcome) -> Outcome {
         // The common case, without moving the outcome (a `String` inside) through
         // `refine`.
         if let TaskOutcome::Completed = outcome {
-            self.set_outcome(Outcome::Completed);
-            return;
+            return Outcome::Completed;
         }
-        self.finish_other(outcome);
+        self.settle_other(outcome)
     }
 
     #[cold]
-    fn finish_other(&self, outcome: TaskOutcome) {
-        let settled = match self.refine(outcome) {
+    fn settle_other(&self, outcome: TaskOutcome) -> Outcome {
+        match self.refine(outcome) {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
             TaskOutcome::Failed(debug) if self.is_detached() => {
@@ -208,15 +238,14 @@ impl TaskGuard {
             }
             // A kept handle is the spawner's to await: the error is theirs to handle.
             TaskOutcome::Failed(_) => Outcome::Completed,
-        };
-        self.set_outcome(settled);
+        }
     }
 
     /// Records how main's body ended and returns the refined outcome: an `Err` counts
     /// as failed (the runner prints it as std does, so it is not a task failure line).
-    pub(crate) fn finish_main(&self, outcome: TaskOutcome) -> TaskOutcome {
+    pub(crate) fn finish_main(&mut self, outcome: TaskOutcome) -> TaskOutcome {
         let outcome = self.refine(outcome);
-        self.set_outcome(match &outcome {
+        self.record(match &outcome {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
             TaskOutcome::Failed(_) => Outcome::Failed,
@@ -226,13 +255,19 @@ impl TaskGuard {
 
     /// Counts the task as failed without a failure line (main's panic, which the runner
     /// prints itself).
-    pub(crate) fn mark_failed(&self) {
-        self.set_outcome(Outcome::Failed);
+    pub(crate) fn mark_failed(&mut self) {
+        self.record(Outcome::Failed);
     }
 
-    pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) {
+    /// Reports the task's panic and records it as failed.
+    pub(crate) fn panicked(&mut self, payload: &(dyn Any + Send)) {
+        self.report_panic(payload);
+        self.record(Outcome::Failed);
+    }
+
+    /// Reports the task's panic (the failure line; see [`settle`](Self::settle)).
+    pub(crate) fn report_panic(&self, payload: &(dyn Any + Send)) {
         self.fail(FailureKind::Panicked(panic_message(payload)));
-        self.set_outcome(Outcome::Failed);
     }
 
     fn fail(&self, kind: FailureKind) {
@@ -281,13 +316,12 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
-                let outcome = this.classify.classify_task(&v);
                 // Polled inside the task's own scope: the guard is the installed context.
-                ambient::with_own_guard(|guard| guard.finish(outcome));
+                ambient::finish_own_guard(this.classify.classify_task(&v));
                 Poll::Ready(v)
             }
             Err(payload) => {
-                ambient::with_own_guard(|guard| guard.panicked(&*payload));
+                ambient::own_guard_panicked(&*payload);
                 std::panic::resume_unwind(payload)
             }
         }

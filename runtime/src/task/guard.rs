@@ -87,15 +87,18 @@ impl TaskGuard {
         name: TaskName,
         location: &'static Location<'static>,
     ) -> Self {
-        Self::reserve(scope, name, location).0
+        Self::reserve(scope, name, location, false).0
     }
 
     /// A guard for a task about to be spawned: store the task's abort handle through
-    /// the returned [`Reserved`] (its slot stays reserved until then).
+    /// the returned [`Reserved`] (its slot stays reserved until then). `detached`: the
+    /// task's handle is discarded where it is made (an `Err` is then a failure).
+    #[inline]
     pub(crate) fn reserve<'a>(
         scope: &'a Shutdown,
         name: TaskName,
         location: &'static Location<'static>,
+        detached: bool,
     ) -> (Self, Reserved<'a>) {
         let reserved = scope.registry().insert(name, location, TaskState::Running);
         let (index, generation, shard) = reserved.key().parts();
@@ -105,7 +108,7 @@ impl TaskGuard {
             generation,
             shard,
             // Until the task says otherwise, being dropped means it was cancelled.
-            ending: Ending::Cancelled,
+            ending: Ending::of(Outcome::Cancelled, detached),
         };
         (guard, reserved)
     }
@@ -190,11 +193,6 @@ impl TaskGuard {
             shielded: false,
             in_flight: false,
         }
-    }
-
-    pub(crate) fn detached(mut self, detached: bool) -> Self {
-        self.ending = Ending::of(self.ending.outcome(), detached);
-        self
     }
 
     /// An `Err` after one of the task's `#[cancel_safe]` calls returned its

@@ -65,8 +65,8 @@ where
     C: Classify<F::Output>,
     S: FnOnce(ambient::Scoped<guard::Tracked<F, C>, TaskGuard>) -> JoinHandle<F::Output>,
 {
-    let (guard, reserved) = TaskGuard::reserve(scope, name, location);
-    let handle = start(tracked(guard.detached(detached), fut, classify));
+    let (guard, reserved) = TaskGuard::reserve(scope, name, location, detached);
+    let handle = start(tracked(guard, fut, classify));
     reserved.set_abort(handle.abort_handle());
     handle
 }
@@ -83,8 +83,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (guard, reserved) = TaskGuard::reserve(scope, name, location);
-    let mut guard = guard.detached(detached);
+    let (mut guard, reserved) = TaskGuard::reserve(scope, name, location, detached);
     let handle = tokio::task::spawn_blocking(move || {
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {

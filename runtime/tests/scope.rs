@@ -345,6 +345,38 @@ async fn a_task_dropped_from_outside_drops_its_future_inside_its_scope() {
     assert!(Shutdown::try_current().is_none());
 }
 
+/// Panics when polled; holds a value it does not drop then (an `async` block would drop
+/// its locals as the panic unwinds through it): tokio drops it afterwards.
+struct PanicsHolding {
+    _held: TriggerOnDrop,
+}
+
+impl Future for PanicsHolding {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        panic!("the poll panics")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_whose_poll_panics_drops_its_future_inside_its_scope() {
+    let scope = Shutdown::new();
+    let handle = scope.spawn(PanicsHolding {
+        _held: TriggerOnDrop("dropped after the panic"),
+    });
+    assert!(handle.await.unwrap_err().is_panic());
+    assert!(
+        scope.is_requested(),
+        "the value's Drop, after the panic, saw the task's scope"
+    );
+    let stats = scope.stats();
+    assert_eq!((stats.running, stats.failed), (0, 1));
+    assert!(scope.tasks().is_empty(), "the entry went with the future");
+    // Outside, nothing is left installed.
+    assert!(Shutdown::try_current().is_none());
+}
+
 #[tokio::test(start_paused = true)]
 async fn free_functions_use_the_ambient_scope() {
     let scope = Shutdown::new();

@@ -23,10 +23,13 @@ async fn start() -> Result<(), Cancelled> {
                     let __sundown_argument_probe =
                         ::sundown::__private::probe_argument(&__sundown_future);
                     #[allow(unused_imports)]
-                    use ::sundown::__private::{ProvenTokioSpawn as _, UnprovenSpawn as _};
-                    (&&::sundown::__private::SpawnProof::new(
+                    use ::sundown::__private::{
+                        ProvenTokioSpawn as _, SundownSpawn as _, UnprovenSpawn as _,
+                    };
+                    (&&&::sundown::__private::SpawnProof::new(
                         &__sundown_callee,
                         ::sundown::__private::tokio_spawn,
+                        ::sundown::__private::sundown_spawn,
                     ))
                         .spawn_future(
                             "poll_feed",
@@ -47,11 +50,13 @@ async fn start() -> Result<(), Cancelled> {
                         ::sundown::__private::probe_argument(&__sundown_function);
                     #[allow(unused_imports)]
                     use ::sundown::__private::{
-                        ProvenTokioSpawnBlocking as _, UnprovenSpawnBlocking as _,
+                        ProvenTokioSpawnBlocking as _, SundownSpawnBlocking as _,
+                        UnprovenSpawnBlocking as _,
                     };
-                    (&&::sundown::__private::SpawnProof::new(
+                    (&&&::sundown::__private::SpawnProof::new(
                         &__sundown_callee,
                         ::sundown::__private::tokio_spawn_blocking,
+                        ::sundown::__private::sundown_spawn_blocking,
                     ))
                         .spawn_function(
                             "compute",

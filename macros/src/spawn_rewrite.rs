@@ -163,22 +163,29 @@ impl<'a> SpawnRewriter<'a> {
             return quote!(#call);
         };
         let name = task_name(argument, &self.enclosing);
-        let (method, local, tokio_function, proven, unproven) = match kind {
-            SpawnKind::Future => (
-                "spawn_future",
-                quote!(__sundown_future),
-                quote!(tokio_spawn),
-                quote!(ProvenTokioSpawn),
-                quote!(UnprovenSpawn),
-            ),
-            SpawnKind::Blocking => (
-                "spawn_function",
-                quote!(__sundown_function),
-                quote!(tokio_spawn_blocking),
-                quote!(ProvenTokioSpawnBlocking),
-                quote!(UnprovenSpawnBlocking),
-            ),
-        };
+        let (method, local, (tokio_function, sundown_function), (proven, own, unproven)) =
+            match kind {
+                SpawnKind::Future => (
+                    "spawn_future",
+                    quote!(__sundown_future),
+                    (quote!(tokio_spawn), quote!(sundown_spawn)),
+                    (
+                        quote!(ProvenTokioSpawn),
+                        quote!(SundownSpawn),
+                        quote!(UnprovenSpawn),
+                    ),
+                ),
+                SpawnKind::Blocking => (
+                    "spawn_function",
+                    quote!(__sundown_function),
+                    (quote!(tokio_spawn_blocking), quote!(sundown_spawn_blocking)),
+                    (
+                        quote!(ProvenTokioSpawnBlocking),
+                        quote!(SundownSpawnBlocking),
+                        quote!(UnprovenSpawnBlocking),
+                    ),
+                ),
+            };
         // The method's name carries the exact span of the user's callee: the deprecation
         // lint reports there, and `#[track_caller]` gives the user's line.
         let at = last_segment_span(callee).unwrap_or_else(|| callee.span());
@@ -190,9 +197,10 @@ impl<'a> SpawnRewriter<'a> {
         let (callee_local, probe_local) =
             (quote!(__sundown_callee), quote!(__sundown_argument_probe));
         let proof = quote_spanned! {site=>
-            (&&#krate::__private::SpawnProof::new(
+            (&&&#krate::__private::SpawnProof::new(
                 &#callee_local,
                 #krate::__private::#tokio_function,
+                #krate::__private::#sundown_function,
             ))
         };
         let dispatch = quote_spanned! {site=>
@@ -209,7 +217,7 @@ impl<'a> SpawnRewriter<'a> {
             let #local = #argument;
             let #probe_local = #krate::__private::probe_argument(&#local);
             #[allow(unused_imports)]
-            use #krate::__private::{#proven as _, #unproven as _};
+            use #krate::__private::{#proven as _, #own as _, #unproven as _};
             #dispatch
         }
     }

@@ -367,8 +367,9 @@ pub mod __private {
     pub use crate::registry::TaskOutcome;
     pub use crate::scope::FailurePolicy;
     pub use crate::spawn_proof::{
-        ProvenTokioSpawn, ProvenTokioSpawnBlocking, SpawnProof, SpawnReceiver, TokioHandle,
-        TokioHandleSpawn, UnprovenSpawn, UnprovenSpawnBlocking, UntrackedReceiver, tokio_spawn,
+        ProvenTokioSpawn, ProvenTokioSpawnBlocking, SpawnProof, SpawnReceiver, SundownSpawn,
+        SundownSpawnBlocking, TokioHandle, TokioHandleSpawn, UnprovenSpawn, UnprovenSpawnBlocking,
+        UntrackedReceiver, sundown_spawn, sundown_spawn_blocking, tokio_spawn,
         tokio_spawn_blocking,
     };
     pub use crate::testing::{TestConfig, run_test, test_runtime};

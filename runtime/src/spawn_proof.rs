@@ -1,9 +1,11 @@
 //! Spawns the macro sees but cannot recognise by their path: an imported or renamed
 //! `spawn` (`use tokio::spawn; spawn(x)`, `task::spawn(x)`) and `.spawn(x)` on a
 //! runtime handle. The types decide, by autoref dispatch like the output probe: a
-//! callee whose type is tokio's own `spawn` function is tracked, any other is called
-//! as written and its call is flagged by the deprecation lint at the user's span; a
-//! receiver whose type is tokio's `Handle` spawns a tracked task on that handle.
+//! callee whose type is tokio's own `spawn` function is tracked; one whose type is
+//! sundown's own (`use sundown::spawn; spawn(x)`, which tracks its task itself) is
+//! called as written; any other is called as written and its call is flagged by the
+//! deprecation lint at the user's span. A receiver whose type is tokio's `Handle`
+//! spawns a tracked task on that handle.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -14,6 +16,10 @@ use tokio::task::JoinHandle;
 use crate::probe::Classify;
 use crate::task::TaskName;
 
+/// sundown's own `spawn`: a callee of its type tracks its task itself.
+pub use crate::spawn as sundown_spawn;
+/// sundown's own `spawn_blocking`.
+pub use crate::spawn_blocking as sundown_spawn_blocking;
 pub use tokio::runtime::Handle as TokioHandle;
 /// The function a proven callee must be (the same item as `tokio::task::spawn`).
 pub use tokio::spawn as tokio_spawn;
@@ -24,23 +30,24 @@ pub use tokio::task::spawn_blocking as tokio_spawn_blocking;
 /// the comparison leaves no type to infer.
 type Unused = std::future::Ready<()>;
 
-/// Two function types, compared by method resolution: the same type means the
-/// callee is tokio's function.
-pub struct SpawnProof<A, B>(PhantomData<Compared<A, B>>);
+/// Three function types, compared by method resolution: the callee's (`A`), tokio's
+/// (`B`) and sundown's (`S`). The callee is tokio's function when `A` is `B`, sundown's
+/// when `A` is `S`.
+pub struct SpawnProof<A, B, S>(PhantomData<Compared<A, B, S>>);
 
 /// What a proof compares, held by type only.
-type Compared<A, B> = (fn() -> A, fn() -> B);
+type Compared<A, B, S> = (fn() -> A, fn() -> B, fn() -> S);
 
-impl<A, B> SpawnProof<A, B> {
-    /// Compares the callee's type with tokio's function's.
-    pub fn new(_callee: &A, _tokio: B) -> Self {
+impl<A, B, S> SpawnProof<A, B, S> {
+    /// Compares the callee's type with tokio's and sundown's functions'.
+    pub fn new(_callee: &A, _tokio: B, _sundown: S) -> Self {
         SpawnProof(PhantomData)
     }
 }
 
 /// The callee is tokio's `spawn`: tracked on the ambient scope, as `tokio::spawn`
 /// written out in full is.
-pub trait ProvenTokioSpawn {
+pub trait ProvenTokioSpawn<S> {
     /// Spawns `fut` tracked; `call` (the user's call) only fixes its types.
     #[track_caller]
     fn spawn_future<F, G, K, C>(
@@ -57,16 +64,41 @@ pub trait ProvenTokioSpawn {
         G: FnOnce(F) -> JoinHandle<F::Output>,
         K: FnOnce() -> C,
         C: Classify<F::Output>,
+        S: FnOnce(Unused) -> JoinHandle<()>,
     {
         let _ = call;
         crate::__private::spawn_tracked(name, detached, fut, classify())
     }
 }
 
-impl<T> ProvenTokioSpawn for &SpawnProof<T, T> {}
+impl<T, S> ProvenTokioSpawn<S> for &&SpawnProof<T, T, S> {}
 
-/// The callee is not tokio's `spawn` as far as its type shows: called as written.
-pub trait UnprovenSpawn<B> {
+/// The callee is sundown's `spawn`, imported or renamed: called as written (it tracks
+/// its task itself), without a warning.
+pub trait SundownSpawn<B> {
+    /// Calls the user's function.
+    fn spawn_future<X, R, G, K>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        argument: X,
+        call: G,
+        classify: K,
+    ) -> R
+    where
+        G: FnOnce(X) -> R,
+        B: FnOnce(Unused) -> JoinHandle<()>,
+    {
+        let _ = (name, detached, classify);
+        call(argument)
+    }
+}
+
+impl<T, B> SundownSpawn<B> for &SpawnProof<T, B, T> {}
+
+/// The callee is neither tokio's `spawn` nor sundown's as far as its type shows: called
+/// as written.
+pub trait UnprovenSpawn<B, S> {
     /// Calls the user's function; the deprecation note is the warning the user sees.
     #[deprecated(
         note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
@@ -85,16 +117,17 @@ pub trait UnprovenSpawn<B> {
     where
         G: FnOnce(X) -> R,
         B: FnOnce(Unused) -> JoinHandle<()>,
+        S: FnOnce(Unused) -> JoinHandle<()>,
     {
         let _ = (name, detached, classify);
         call(argument)
     }
 }
 
-impl<A, B> UnprovenSpawn<B> for SpawnProof<A, B> {}
+impl<A, B, S> UnprovenSpawn<B, S> for SpawnProof<A, B, S> {}
 
 /// The callee is tokio's `spawn_blocking`: tracked on the ambient scope.
-pub trait ProvenTokioSpawnBlocking {
+pub trait ProvenTokioSpawnBlocking<S> {
     /// Runs `f` as a tracked blocking task; `call` only fixes its types.
     #[track_caller]
     fn spawn_function<F, R, G, K, C>(
@@ -111,16 +144,41 @@ pub trait ProvenTokioSpawnBlocking {
         G: FnOnce(F) -> JoinHandle<R>,
         K: FnOnce() -> C,
         C: Classify<R>,
+        S: FnOnce(fn()) -> JoinHandle<()>,
     {
         let _ = call;
         crate::__private::spawn_blocking_tracked(name, detached, f, classify())
     }
 }
 
-impl<T> ProvenTokioSpawnBlocking for &SpawnProof<T, T> {}
+impl<T, S> ProvenTokioSpawnBlocking<S> for &&SpawnProof<T, T, S> {}
 
-/// The callee is not tokio's `spawn_blocking` as far as its type shows.
-pub trait UnprovenSpawnBlocking<B> {
+/// The callee is sundown's `spawn_blocking`, imported or renamed: called as written,
+/// without a warning.
+pub trait SundownSpawnBlocking<B> {
+    /// Calls the user's function.
+    fn spawn_function<X, R, G, K>(
+        &self,
+        name: &'static str,
+        detached: bool,
+        argument: X,
+        call: G,
+        classify: K,
+    ) -> R
+    where
+        G: FnOnce(X) -> R,
+        B: FnOnce(fn()) -> JoinHandle<()>,
+    {
+        let _ = (name, detached, classify);
+        call(argument)
+    }
+}
+
+impl<T, B> SundownSpawnBlocking<B> for &SpawnProof<T, B, T> {}
+
+/// The callee is neither tokio's `spawn_blocking` nor sundown's as far as its type
+/// shows.
+pub trait UnprovenSpawnBlocking<B, S> {
     /// Calls the user's function; the deprecation note is the warning the user sees.
     #[deprecated(
         note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
@@ -140,13 +198,14 @@ pub trait UnprovenSpawnBlocking<B> {
     where
         G: FnOnce(X) -> R,
         B: FnOnce(fn()) -> JoinHandle<()>,
+        S: FnOnce(fn()) -> JoinHandle<()>,
     {
         let _ = (name, detached, classify);
         call(argument)
     }
 }
 
-impl<A, B> UnprovenSpawnBlocking<B> for SpawnProof<A, B> {}
+impl<A, B, S> UnprovenSpawnBlocking<B, S> for SpawnProof<A, B, S> {}
 
 /// The type of a `.spawn(x)` call's receiver.
 pub struct SpawnReceiver<R: ?Sized>(PhantomData<fn() -> *const R>);

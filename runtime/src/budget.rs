@@ -14,6 +14,11 @@
 //!   (90% outside the process runner). A drain that ends early hands its time to the
 //!   hooks.
 //!
+//! Tasks a hook spawned that are still alive when the hooks' time is up are aborted
+//! then and get a quarter of the abort grace to go (`sequence::run_hooks`): past the
+//! sequence's end, inside the teardown margin of the process runner, and past the
+//! budget of `Shutdown::shutdown` by at most that quarter (125 ms).
+//!
 //! `join` waits without cancelling until the drain deadline less 10% of the budget
 //! ([`BudgetSplit::join`]): if it has to cancel, tasks that stop on `requested()` still
 //! get that tenth to wind down before stragglers are aborted.

@@ -97,7 +97,7 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
 
     let t = Instant::now();
     scope.enter_phase(Phase::Closing);
-    let (closes, hook_stragglers) = run_hooks(scope, deadline).await;
+    let (closes, hook_stragglers) = run_hooks(scope, deadline, split.abort_grace).await;
     let close_cut = !hook_stragglers.is_empty()
         || closes
             .iter()
@@ -253,10 +253,14 @@ async fn wait_drained(scope: &Shutdown, caller: Option<&Caller>, deadline: Insta
 /// Step 5: the hooks of the tree, children's first (they were opened inside the
 /// parent's lifetime). Each hook runs shielded in a scope of its own, and its call
 /// ends when the tasks it spawned have ended too; those still running when its share
-/// runs out are aborted and returned as stragglers.
+/// runs out are returned as stragglers and aborted, as the abort step aborts the
+/// drain's: swept again through a short grace (a quarter of the abort grace: a task
+/// that is aborted goes at its next poll, and one that spawns as it is dropped is
+/// swept too), then counted. Those still alive after it block their thread.
 async fn run_hooks(
     scope: &Shutdown,
     deadline: Instant,
+    abort_grace: Duration,
 ) -> (Vec<crate::report::CloseResult>, Vec<TaskInfo>) {
     let mut tree = scope.tree();
     tree.reverse();
@@ -278,12 +282,23 @@ async fn run_hooks(
     })
     .await;
     let mut stragglers = Vec::new();
-    for own in hook_scopes {
-        if own.live_tasks() > 0 {
-            stragglers.extend(own.tasks());
-            own.abort_tasks(None);
+    let late: Vec<&Shutdown> = hook_scopes
+        .iter()
+        .filter(|own| own.live_tasks() > 0)
+        .collect();
+    for own in &late {
+        stragglers.extend(own.tasks());
+        own.abort_tasks(None);
+    }
+    let length = abort_grace / 4;
+    let grace = saturating_deadline(Instant::now(), length);
+    for own in &late {
+        if !abort_until_drained(own, None, length, grace).await {
+            mark_blocking(own, None, &mut stragglers);
         }
-        scope.absorb(&own);
+    }
+    for own in &hook_scopes {
+        scope.absorb(own);
     }
     (results, stragglers)
 }

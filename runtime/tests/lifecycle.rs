@@ -343,6 +343,51 @@ async fn a_close_hook_task_that_never_ends_is_a_straggler_within_the_budget() {
     assert_eq!(close_names(&report), ["spawns forever", "runs after"]);
     assert!(later_ran.load(Ordering::SeqCst), "the next hook still ran");
     assert!(report.to_string().contains("forever"), "{report}");
+    // Aborted, it is counted: the report's totals leave no task out.
+    let stats = report.stats();
+    assert_eq!((stats.running, stats.cancelled), (0, 1), "{report}");
+    assert!(
+        report.to_string().contains("0 failed, 1 cancelled"),
+        "{report}"
+    );
+}
+
+/// Spawns a task on the ambient scope that never ends when it is dropped.
+struct SpawnsForeverOnDrop;
+
+impl Drop for SpawnsForeverOnDrop {
+    fn drop(&mut self) {
+        sundown::spawn_named("spawned as it was dropped", pending_forever());
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_task_a_timed_out_hook_task_spawns_as_it_is_aborted_is_aborted_too() {
+    let scope = Shutdown::new();
+    scope.on_close("spawns forever", async {
+        sundown::spawn_named("forever", async {
+            let _value = SpawnsForeverOnDrop;
+            pending_forever().await;
+        });
+    });
+    let started = Instant::now();
+    let report = scope.shutdown(secs(2)).await;
+    // The hook runs to the deadline; its task, aborted then, spawns as it is dropped,
+    // and that task is aborted by the next sweep, a sixteenth of the abort grace (5%
+    // of 2 s) later.
+    let took = started.elapsed();
+    assert!(
+        took <= secs(2) + Duration::from_millis(25),
+        "{took:?} {report}"
+    );
+    assert_eq!(straggler_names(&report), ["forever"], "{report}");
+    let stats = report.stats();
+    assert_eq!((stats.running, stats.cancelled), (0, 2), "{report}");
+    assert_eq!(
+        scope.stats().running,
+        0,
+        "nothing of the hook is left running"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

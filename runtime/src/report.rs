@@ -464,6 +464,9 @@ pub struct Report {
     pub(crate) total: Duration,
     pub(crate) steps: Vec<StepTiming>,
     pub(crate) stragglers: Vec<TaskInfo>,
+    /// How many of the stragglers, the last ones, are tasks close hooks spawned that
+    /// were still running when the hooks' time ran out.
+    pub(crate) from_hooks: usize,
     /// Tasks still running when `join` ran out of budget (and cancelled them).
     pub(crate) unjoined: usize,
     pub(crate) failures: Vec<Failure>,
@@ -562,8 +565,9 @@ impl Report {
         &self.steps
     }
 
-    /// Tasks still running at the drain deadline, aborted; those that did not stop even
-    /// then have state [`TaskState::Blocking`].
+    /// Tasks still running at the drain deadline, aborted, then tasks close hooks
+    /// spawned that were still running when the hooks' time ran out, aborted too;
+    /// those that did not stop even then have state [`TaskState::Blocking`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -841,11 +845,21 @@ impl fmt::Display for Report {
                 .iter()
                 .filter(|t| t.state() == TaskState::Blocking)
                 .count();
+            let (n, hooks) = (
+                self.stragglers.len(),
+                self.from_hooks.min(self.stragglers.len()),
+            );
+            let which = if hooks == 0 {
+                "still running at the drain deadline"
+            } else if hooks == n {
+                "spawned by close hooks and still running when the hooks' time ran out"
+            } else {
+                "still running at the drain deadline, or spawned by close hooks and still \
+                 running when the hooks' time ran out,"
+            };
             writeln!(
                 f,
-                "{} task(s) still running at the drain deadline were aborted ({} blocking their thread):",
-                self.stragglers.len(),
-                blocking
+                "{n} task(s) {which} were aborted ({blocking} blocking their thread):"
             )?;
             write_task_table(f, &self.stragglers, TABLE_ROWS)?;
             for t in self.stragglers.iter().take(TABLE_ROWS) {

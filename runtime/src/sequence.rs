@@ -102,6 +102,7 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
         || closes
             .iter()
             .any(|c| matches!(c.outcome, CloseOutcome::TimedOut | CloseOutcome::Skipped));
+    let from_hooks = hook_stragglers.len();
     stragglers.extend(hook_stragglers);
     steps.push(timing(Step::Close, t, close_cut));
     scope.enter_phase(Phase::Done);
@@ -115,6 +116,7 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
         total: begun.elapsed(),
         steps,
         stragglers,
+        from_hooks,
         unjoined,
         failures: failures.kept,
         failures_total: failures.total,

@@ -350,6 +350,32 @@ async fn a_close_hook_task_that_never_ends_is_a_straggler_within_the_budget() {
         report.to_string().contains("0 failed, 1 cancelled"),
         "{report}"
     );
+    assert!(
+        report.to_string().contains(
+            "1 task(s) spawned by close hooks and still running when the hooks' time ran out \
+             were aborted (0 blocking their thread)"
+        ),
+        "the header says which deadline they missed: {report}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_straggler_header_names_both_deadlines_when_both_were_missed() {
+    let scope = Shutdown::new();
+    scope.spawn_named("deaf", pending_forever());
+    scope.on_close("spawns forever", async {
+        sundown::spawn_named("forever", pending_forever());
+    });
+    let report = scope.shutdown(secs(2)).await;
+    assert_eq!(straggler_names(&report), ["deaf", "forever"], "{report}");
+    assert!(
+        report.to_string().contains(
+            "2 task(s) still running at the drain deadline, or spawned by close hooks and \
+             still running when the hooks' time ran out, were aborted"
+        ),
+        "{report}"
+    );
+    assert_eq!(report.stats().cancelled, 2, "{report}");
 }
 
 /// Spawns a task on the ambient scope that never ends when it is dropped.

@@ -159,6 +159,9 @@ pub(crate) async fn run_all(
     results
 }
 
+/// How long a timed-out hook's task is given to be dropped once aborted.
+const ABORTED_HOOK_DROP: Duration = Duration::from_millis(10);
+
 async fn run_one(hook: CloseHook, share: Duration, spawn: &mut SpawnHook<'_>) -> CloseResult {
     let started = Instant::now();
     if share.is_zero() {
@@ -175,6 +178,10 @@ async fn run_one(hook: CloseHook, share: Duration, spawn: &mut SpawnHook<'_>) ->
         Ok(Err(_)) => CloseOutcome::Panicked("the hook's task was cancelled".into()),
         Err(_) => {
             handle.abort();
+            // The hook's future is dropped as its task is cancelled, and its `Drop`s
+            // may spawn into the hook's scope: waited for (briefly: a `Drop` that
+            // blocks is not), so that the close step sees what they spawned.
+            let _ = tokio::time::timeout(ABORTED_HOOK_DROP, &mut handle).await;
             CloseOutcome::TimedOut
         }
     };

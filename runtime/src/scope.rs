@@ -661,6 +661,17 @@ impl Shutdown {
     pub(crate) fn absorb(&self, other: &Shutdown) {
         self.inner.fold(&other.inner);
     }
+
+    /// Keeps `other` (a close hook's scope whose tasks outlived the close step) in this
+    /// scope's tree, as a child: its failures move here now, as [`absorb`](Self::absorb)
+    /// moves them, but its counts stay in it and are read through the tree, so its
+    /// tasks still alive count as running and their ends are counted when they come.
+    /// (Folded in, their counts were taken with none live and their ends were lost.)
+    pub(crate) fn adopt(&self, other: &Shutdown) {
+        let log = std::mem::take(&mut *lock(&other.inner.failures));
+        lock(&self.inner.failures).absorb(log);
+        lock(&self.inner.children).push(other.inner.clone());
+    }
 }
 
 impl ScopeInner {

@@ -266,23 +266,41 @@ async fn run_hooks(
 ) -> (Vec<crate::report::CloseResult>, Vec<TaskInfo>) {
     let mut tree = scope.tree();
     tree.reverse();
-    let stacks: Vec<&HookStack> = tree.iter().map(Shutdown::hooks).collect();
-    let mut hook_scopes = Vec::new();
-    let results = close::run_all(&stacks, deadline, &mut |hook| {
-        let own = Shutdown::new();
-        hook_scopes.push(own.clone());
-        tokio::spawn(ambient::scope(shielded(&own), async move {
-            hook.await;
-            let here = Shutdown::current();
-            wait_drained(
-                &here,
-                None,
-                saturating_deadline(Instant::now(), Duration::MAX),
-            )
-            .await;
-        }))
-    })
-    .await;
+    let mut hook_scopes: Vec<Shutdown> = Vec::new();
+    let mut results = Vec::new();
+    // A hook that registers a hook (`sundown::on_close` inside it) registers it in its
+    // own scope: those run next, in rounds, until a round registers none (after the
+    // deadline a round runs nothing, so registers nothing).
+    let mut round = tree;
+    loop {
+        let stacks: Vec<&HookStack> = round.iter().map(Shutdown::hooks).collect();
+        let first = hook_scopes.len();
+        results.extend(
+            close::run_all(&stacks, deadline, &mut |hook| {
+                let own = Shutdown::new();
+                hook_scopes.push(own.clone());
+                tokio::spawn(ambient::scope(shielded(&own), async move {
+                    hook.await;
+                    let here = Shutdown::current();
+                    wait_drained(
+                        &here,
+                        None,
+                        saturating_deadline(Instant::now(), Duration::MAX),
+                    )
+                    .await;
+                }))
+            })
+            .await,
+        );
+        round = hook_scopes[first..]
+            .iter()
+            .filter(|own| !own.hooks().is_empty())
+            .cloned()
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+    }
     let mut stragglers = Vec::new();
     let late: Vec<&Shutdown> = hook_scopes
         .iter()
@@ -292,7 +310,9 @@ async fn run_hooks(
         stragglers.extend(own.tasks());
         own.abort_tasks(None);
     }
-    let length = abort_grace / 4;
+    // At least a millisecond: an aborted task goes at its next poll, which a grace of
+    // nothing (a budget of nanoseconds) would not wait for.
+    let length = (abort_grace / 4).max(Duration::from_millis(1));
     let grace = saturating_deadline(Instant::now(), length);
     for own in &late {
         if !abort_until_drained(own, None, length, grace).await {
@@ -300,7 +320,12 @@ async fn run_hooks(
         }
     }
     for own in &hook_scopes {
-        scope.absorb(own);
+        if own.live_tasks() > 0 {
+            // Blocking their thread: still running, and counted when they end.
+            scope.adopt(own);
+        } else {
+            scope.absorb(own);
+        }
     }
     (results, stragglers)
 }

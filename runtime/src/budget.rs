@@ -15,9 +15,10 @@
 //!   hooks.
 //!
 //! Tasks a hook spawned that are still alive when the hooks' time is up are aborted
-//! then and get a quarter of the abort grace to go (`sequence::run_hooks`): past the
+//! then and get a quarter of the abort grace to go (at least 1 ms; `sequence::run_hooks`),
+//! and a timed-out hook's own task 10 ms to be dropped (`close::run_one`): past the
 //! sequence's end, inside the teardown margin of the process runner, and past the
-//! budget of `Shutdown::shutdown` by at most that quarter (125 ms).
+//! budget of `Shutdown::shutdown` by at most that (135 ms) when something blocks.
 //!
 //! `join` waits without cancelling until the drain deadline less 10% of the budget
 //! ([`BudgetSplit::join`]): if it has to cancel, tasks that stop on `requested()` still

@@ -2,6 +2,7 @@
 //! hooks' time are aborted with sweeps through a quarter of the abort grace, then
 //! counted; those still alive are marked blocking and stay counted as running.
 
+#![allow(clippy::unwrap_used, clippy::async_yields_async)]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;

@@ -482,8 +482,8 @@ pub(crate) fn with_own_guard<T>(f: impl FnOnce(&TaskGuard) -> T) -> Option<T> {
 
 /// Records on the running task's own guard how it ended (see [`with_own_guard`]). The
 /// guard is written through an exclusive borrow of the stack, taken only for that
-/// store: what may look at the context (a failure's report) runs before it, under a
-/// shared one.
+/// store; a failure's report runs before it, with no borrow of the stack at all (it
+/// may run code that installs contexts: see `guard::Reporter`).
 fn record_on_own_guard(outcome: Outcome) {
     let _ = CURRENT.try_with(|c| {
         if let Some(Some(Local::Owner(guard))) = c.borrow_mut().last_mut() {
@@ -497,7 +497,7 @@ fn record_on_own_guard(outcome: Outcome) {
 pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
     let settled = match outcome {
         TaskOutcome::Completed => Some(Outcome::Completed),
-        other => with_own_guard(|guard| guard.settle(other)),
+        other => with_own_guard(TaskGuard::reporter).map(|r| r.settle(other)),
     };
     if let Some(settled) = settled {
         record_on_own_guard(settled);
@@ -506,7 +506,8 @@ pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
 
 /// The running task's panic reported and counted on its own guard.
 pub(crate) fn own_guard_panicked(payload: &(dyn std::any::Any + Send)) {
-    if with_own_guard(|guard| guard.report_panic(payload)).is_some() {
+    if let Some(reporter) = with_own_guard(TaskGuard::reporter) {
+        reporter.report_panic(payload);
         record_on_own_guard(Outcome::Failed);
     }
 }

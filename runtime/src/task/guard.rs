@@ -195,54 +195,28 @@ impl TaskGuard {
         }
     }
 
-    /// An `Err` after one of the task's `#[cancel_safe]` calls returned its
-    /// cancellation is that cancellation propagating.
-    pub(crate) fn refine(&self, outcome: TaskOutcome) -> TaskOutcome {
-        match outcome {
-            TaskOutcome::Failed(_) if self.scope().registry().is_propagating_cancel(self.key()) => {
-                TaskOutcome::Cancelled
-            }
-            other => other,
+    /// What reporting how the task ended needs, copied out of the guard.
+    pub(crate) fn reporter(&self) -> Reporter {
+        Reporter {
+            scope: self.spawn_scope(),
+            key: self.key(),
+            detached: self.is_detached(),
         }
     }
 
     /// Records how the task ended; a failure is reported now.
     pub(crate) fn finish(&mut self, outcome: TaskOutcome) {
-        let settled = self.settle(outcome);
-        self.record(settled);
-    }
-
-    /// What a task's output counts as; a failure is reported now. (Split from
-    /// [`record`](Self::record) for the installed guard, which reports through a shared
-    /// borrow of the context stack and records through a short exclusive one.)
-    #[inline]
-    pub(crate) fn settle(&self, outcome: TaskOutcome) -> Outcome {
-        // The common case, without moving the outcome (a `String` inside) through
-        // `refine`.
-        if let TaskOutcome::Completed = outcome {
-            return Outcome::Completed;
-        }
-        self.settle_other(outcome)
-    }
-
-    #[cold]
-    fn settle_other(&self, outcome: TaskOutcome) -> Outcome {
-        match self.refine(outcome) {
+        let settled = match outcome {
             TaskOutcome::Completed => Outcome::Completed,
-            TaskOutcome::Cancelled => Outcome::Cancelled,
-            TaskOutcome::Failed(debug) if self.is_detached() => {
-                self.fail(FailureKind::Returned(debug));
-                Outcome::Failed
-            }
-            // A kept handle is the spawner's to await: the error is theirs to handle.
-            TaskOutcome::Failed(_) => Outcome::Completed,
-        }
+            other => self.reporter().settle(other),
+        };
+        self.record(settled);
     }
 
     /// Records how main's body ended and returns the refined outcome: an `Err` counts
     /// as failed (the runner prints it as std does, so it is not a task failure line).
     pub(crate) fn finish_main(&mut self, outcome: TaskOutcome) -> TaskOutcome {
-        let outcome = self.refine(outcome);
+        let outcome = self.reporter().refine(outcome);
         self.record(match &outcome {
             TaskOutcome::Completed => Outcome::Completed,
             TaskOutcome::Cancelled => Outcome::Cancelled,
@@ -259,11 +233,58 @@ impl TaskGuard {
 
     /// Reports the task's panic and records it as failed.
     pub(crate) fn panicked(&mut self, payload: &(dyn Any + Send)) {
-        self.report_panic(payload);
+        self.reporter().report_panic(payload);
         self.record(Outcome::Failed);
     }
 
-    /// Reports the task's panic (the failure line; see [`settle`](Self::settle)).
+    fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
+        self.reporter().info()
+    }
+}
+
+/// What reporting how a task ended needs of its guard (its scope, its key, whether its
+/// handle was discarded), copied out of it. A report runs code that is not sundown's
+/// (the output's `Debug`, a `tracing` subscriber), which may install and take back
+/// contexts of its own, so an installed guard is never reported on while the context
+/// stack is borrowed: its reporter is taken out first.
+pub(crate) struct Reporter {
+    scope: ambient::SpawnScope,
+    key: SlotKey,
+    detached: bool,
+}
+
+impl Reporter {
+    fn scope(&self) -> &Shutdown {
+        self.scope.get()
+    }
+
+    /// An `Err` after one of the task's `#[cancel_safe]` calls returned its
+    /// cancellation is that cancellation propagating.
+    pub(crate) fn refine(&self, outcome: TaskOutcome) -> TaskOutcome {
+        match outcome {
+            TaskOutcome::Failed(_) if self.scope().registry().is_propagating_cancel(self.key) => {
+                TaskOutcome::Cancelled
+            }
+            other => other,
+        }
+    }
+
+    /// What a task's output counts as; a failure is reported now.
+    #[cold]
+    pub(crate) fn settle(&self, outcome: TaskOutcome) -> Outcome {
+        match self.refine(outcome) {
+            TaskOutcome::Completed => Outcome::Completed,
+            TaskOutcome::Cancelled => Outcome::Cancelled,
+            TaskOutcome::Failed(debug) if self.detached => {
+                self.fail(FailureKind::Returned(debug));
+                Outcome::Failed
+            }
+            // A kept handle is the spawner's to await: the error is theirs to handle.
+            TaskOutcome::Failed(_) => Outcome::Completed,
+        }
+    }
+
+    /// Reports the task's panic (the failure line).
     pub(crate) fn report_panic(&self, payload: &(dyn Any + Send)) {
         self.fail(FailureKind::Panicked(panic_message(payload)));
     }
@@ -275,7 +296,7 @@ impl TaskGuard {
     }
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
-        match self.scope().task_info(self.key()) {
+        match self.scope().task_info(self.key) {
             Some(t) => (Cow::Owned(t.name().to_owned()), t.location()),
             None => (Cow::Borrowed("task"), Location::caller()),
         }
@@ -315,7 +336,7 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => {
                 // Polled inside the task's own scope: the guard is the installed context.
-                ambient::finish_own_guard(this.classify.classify_task(&v));
+                ambient::finish_own_guard(classify_caught(this.classify, &v));
                 Poll::Ready(v)
             }
             Err(payload) => {
@@ -324,6 +345,21 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
             }
         }
     }
+}
+
+/// How `output` counts, as `classify` says; an output whose `Debug` panics as an
+/// error's text is taken is a failure that says so (and the output still goes to the
+/// task's handle), not a panic of the task's.
+#[inline]
+pub(crate) fn classify_caught<T, C: Classify<T>>(classify: &C, output: &T) -> TaskOutcome {
+    std::panic::catch_unwind(AssertUnwindSafe(|| classify.classify_task(output))).unwrap_or_else(
+        |payload| {
+            TaskOutcome::Failed(format!(
+                "(an error whose `Debug` panicked: {})",
+                panic_message(&*payload)
+            ))
+        },
+    )
 }
 
 /// Runs `fut` as a tracked task body: `guard` is its installed context, so its scope

@@ -88,7 +88,7 @@ where
         let _ambient = BlockingAmbientGuard::enter(guard.ambient());
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => {
-                guard.finish(classify.classify_task(&v));
+                guard.finish(guard::classify_caught(&classify, &v));
                 v
             }
             Err(payload) => {

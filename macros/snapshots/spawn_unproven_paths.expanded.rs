@@ -18,7 +18,6 @@ async fn start() -> Result<(), Cancelled> {
             }
             {
                 {
-                    let __sundown_callee = spawn;
                     let __sundown_future = poll_feed(x);
                     let __sundown_argument_probe =
                         ::sundown::__private::probe_argument(&__sundown_future);
@@ -27,7 +26,7 @@ async fn start() -> Result<(), Cancelled> {
                         ProvenTokioSpawn as _, SundownSpawn as _, UnprovenSpawn as _,
                     };
                     (&&&::sundown::__private::SpawnProof::new(
-                        &__sundown_callee,
+                        &spawn,
                         ::sundown::__private::tokio_spawn,
                         ::sundown::__private::sundown_spawn,
                     ))
@@ -35,7 +34,7 @@ async fn start() -> Result<(), Cancelled> {
                             "poll_feed",
                             true,
                             __sundown_future,
-                            move |__sundown_future| __sundown_callee(__sundown_future),
+                            |__sundown_future| spawn(__sundown_future),
                             move || {
                                 ::sundown::__classify!(::sundown::__probe_argument!(
                                     __sundown_argument_probe
@@ -44,7 +43,6 @@ async fn start() -> Result<(), Cancelled> {
                         )
                 };
                 let sum = {
-                    let __sundown_callee = task::spawn_blocking;
                     let __sundown_function = compute;
                     let __sundown_argument_probe =
                         ::sundown::__private::probe_argument(&__sundown_function);
@@ -54,7 +52,7 @@ async fn start() -> Result<(), Cancelled> {
                         UnprovenSpawnBlocking as _,
                     };
                     (&&&::sundown::__private::SpawnProof::new(
-                        &__sundown_callee,
+                        &task::spawn_blocking,
                         ::sundown::__private::tokio_spawn_blocking,
                         ::sundown::__private::sundown_spawn_blocking,
                     ))
@@ -62,7 +60,7 @@ async fn start() -> Result<(), Cancelled> {
                             "compute",
                             false,
                             __sundown_function,
-                            move |__sundown_function| __sundown_callee(__sundown_function),
+                            |__sundown_function| task::spawn_blocking(__sundown_function),
                             move || {
                                 ::sundown::__classify!(::sundown::__probe_argument!(
                                     __sundown_argument_probe

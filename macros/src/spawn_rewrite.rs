@@ -193,12 +193,13 @@ impl<'a> SpawnRewriter<'a> {
         let site = call.span();
         // The locals are interpolated, so they keep the expansion's hygiene (written in
         // `quote_spanned!` they would take the user's, which differs from the `let`s'
-        // when the user's tokens come from a `macro_rules!` caller's).
-        let (callee_local, probe_local) =
-            (quote!(__sundown_callee), quote!(__sundown_argument_probe));
+        // when the user's tokens come from a `macro_rules!` caller's). The callee, a path,
+        // is named where it is used, not moved into a local: a local closure called
+        // `spawn` may be `FnMut` or not `Copy`, and is called again after.
+        let probe_local = quote!(__sundown_argument_probe);
         let proof = quote_spanned! {site=>
             (&&&#krate::__private::SpawnProof::new(
-                &#callee_local,
+                &#callee,
                 #krate::__private::#tokio_function,
                 #krate::__private::#sundown_function,
             ))
@@ -208,12 +209,11 @@ impl<'a> SpawnRewriter<'a> {
                 #name,
                 #detached,
                 #local,
-                move |#local| #callee_local(#local),
+                |#local| #callee(#local),
                 move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
             )
         };
         quote! {
-            let #callee_local = #callee;
             let #local = #argument;
             let #probe_local = #krate::__private::probe_argument(&#local);
             #[allow(unused_imports)]
@@ -728,7 +728,14 @@ pub(crate) fn spawn_site(expr: &Expr) -> Option<SpawnSite> {
             // `sundown::spawn` and `sundown::spawn_blocking` are tracked by themselves.
             let thread = segments.len() >= 2 && segments[segments.len() - 2] == "thread";
             let sundowns = segments.len() == 2 && segments[0] == "sundown";
-            (!thread && !sundowns).then_some(SpawnSite::Unproven(kind))
+            // A closure cannot be a future, and tokio's `spawn_blocking` takes one of no
+            // arguments: such a call is not tokio's (nor sundown's), and is left as
+            // written, untouched, so the closure's types come from the callee as usual.
+            let not_a_task = args.first().is_some_and(|argument| match argument {
+                Expr::Closure(closure) => kind == SpawnKind::Future || !closure.inputs.is_empty(),
+                _ => false,
+            });
+            (!thread && !sundowns && !not_a_task).then_some(SpawnSite::Unproven(kind))
         }
         Expr::MethodCall(call)
             if call.method == "spawn" && call.args.len() == 1 && call.turbofish.is_none() =>

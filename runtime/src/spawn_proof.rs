@@ -32,7 +32,9 @@ type Unused = std::future::Ready<()>;
 
 /// Three function types, compared by method resolution: the callee's (`A`), tokio's
 /// (`B`) and sundown's (`S`). The callee is tokio's function when `A` is `B`, sundown's
-/// when `A` is `S`.
+/// when `A` is `S`. Each method also asks that `A` take the call's argument: the
+/// callee is named twice (for its type here, and in the user's call), and a generic
+/// function named twice is two instances until something says they are one.
 pub struct SpawnProof<A, B, S>(PhantomData<Compared<A, B, S>>);
 
 /// What a proof compares, held by type only.
@@ -47,7 +49,7 @@ impl<A, B, S> SpawnProof<A, B, S> {
 
 /// The callee is tokio's `spawn`: tracked on the ambient scope, as `tokio::spawn`
 /// written out in full is.
-pub trait ProvenTokioSpawn<S> {
+pub trait ProvenTokioSpawn<A, S> {
     /// Spawns `fut` tracked; `call` (the user's call) only fixes its types.
     #[track_caller]
     fn spawn_future<F, G, K, C>(
@@ -64,6 +66,7 @@ pub trait ProvenTokioSpawn<S> {
         G: FnOnce(F) -> JoinHandle<F::Output>,
         K: FnOnce() -> C,
         C: Classify<F::Output>,
+        A: FnOnce(F) -> JoinHandle<F::Output>,
         S: FnOnce(Unused) -> JoinHandle<()>,
     {
         let _ = call;
@@ -71,11 +74,11 @@ pub trait ProvenTokioSpawn<S> {
     }
 }
 
-impl<T, S> ProvenTokioSpawn<S> for &&SpawnProof<T, T, S> {}
+impl<T, S> ProvenTokioSpawn<T, S> for &&SpawnProof<T, T, S> {}
 
 /// The callee is sundown's `spawn`, imported or renamed: called as written (it tracks
 /// its task itself), without a warning.
-pub trait SundownSpawn<B> {
+pub trait SundownSpawn<A, B> {
     /// Calls the user's function.
     fn spawn_future<X, R, G, K>(
         &self,
@@ -87,6 +90,7 @@ pub trait SundownSpawn<B> {
     ) -> R
     where
         G: FnOnce(X) -> R,
+        A: FnOnce(X) -> R,
         B: FnOnce(Unused) -> JoinHandle<()>,
     {
         let _ = (name, detached, classify);
@@ -94,11 +98,11 @@ pub trait SundownSpawn<B> {
     }
 }
 
-impl<T, B> SundownSpawn<B> for &SpawnProof<T, B, T> {}
+impl<T, B> SundownSpawn<T, B> for &SpawnProof<T, B, T> {}
 
 /// The callee is neither tokio's `spawn` nor sundown's as far as its type shows: called
 /// as written.
-pub trait UnprovenSpawn<B, S> {
+pub trait UnprovenSpawn<A, B, S> {
     /// Calls the user's function; the deprecation note is the warning the user sees.
     #[deprecated(
         note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
@@ -116,6 +120,7 @@ pub trait UnprovenSpawn<B, S> {
     ) -> R
     where
         G: FnOnce(X) -> R,
+        A: FnOnce(X) -> R,
         B: FnOnce(Unused) -> JoinHandle<()>,
         S: FnOnce(Unused) -> JoinHandle<()>,
     {
@@ -124,10 +129,10 @@ pub trait UnprovenSpawn<B, S> {
     }
 }
 
-impl<A, B, S> UnprovenSpawn<B, S> for SpawnProof<A, B, S> {}
+impl<A, B, S> UnprovenSpawn<A, B, S> for SpawnProof<A, B, S> {}
 
 /// The callee is tokio's `spawn_blocking`: tracked on the ambient scope.
-pub trait ProvenTokioSpawnBlocking<S> {
+pub trait ProvenTokioSpawnBlocking<A, S> {
     /// Runs `f` as a tracked blocking task; `call` only fixes its types.
     #[track_caller]
     fn spawn_function<F, R, G, K, C>(
@@ -144,6 +149,7 @@ pub trait ProvenTokioSpawnBlocking<S> {
         G: FnOnce(F) -> JoinHandle<R>,
         K: FnOnce() -> C,
         C: Classify<R>,
+        A: FnOnce(F) -> JoinHandle<R>,
         S: FnOnce(fn()) -> JoinHandle<()>,
     {
         let _ = call;
@@ -151,11 +157,11 @@ pub trait ProvenTokioSpawnBlocking<S> {
     }
 }
 
-impl<T, S> ProvenTokioSpawnBlocking<S> for &&SpawnProof<T, T, S> {}
+impl<T, S> ProvenTokioSpawnBlocking<T, S> for &&SpawnProof<T, T, S> {}
 
 /// The callee is sundown's `spawn_blocking`, imported or renamed: called as written,
 /// without a warning.
-pub trait SundownSpawnBlocking<B> {
+pub trait SundownSpawnBlocking<A, B> {
     /// Calls the user's function.
     fn spawn_function<X, R, G, K>(
         &self,
@@ -167,6 +173,7 @@ pub trait SundownSpawnBlocking<B> {
     ) -> R
     where
         G: FnOnce(X) -> R,
+        A: FnOnce(X) -> R,
         B: FnOnce(fn()) -> JoinHandle<()>,
     {
         let _ = (name, detached, classify);
@@ -174,11 +181,11 @@ pub trait SundownSpawnBlocking<B> {
     }
 }
 
-impl<T, B> SundownSpawnBlocking<B> for &SpawnProof<T, B, T> {}
+impl<T, B> SundownSpawnBlocking<T, B> for &SpawnProof<T, B, T> {}
 
 /// The callee is neither tokio's `spawn_blocking` nor sundown's as far as its type
 /// shows.
-pub trait UnprovenSpawnBlocking<B, S> {
+pub trait UnprovenSpawnBlocking<A, B, S> {
     /// Calls the user's function; the deprecation note is the warning the user sees.
     #[deprecated(
         note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
@@ -197,6 +204,7 @@ pub trait UnprovenSpawnBlocking<B, S> {
     ) -> R
     where
         G: FnOnce(X) -> R,
+        A: FnOnce(X) -> R,
         B: FnOnce(fn()) -> JoinHandle<()>,
         S: FnOnce(fn()) -> JoinHandle<()>,
     {
@@ -205,7 +213,7 @@ pub trait UnprovenSpawnBlocking<B, S> {
     }
 }
 
-impl<A, B, S> UnprovenSpawnBlocking<B, S> for SpawnProof<A, B, S> {}
+impl<A, B, S> UnprovenSpawnBlocking<A, B, S> for SpawnProof<A, B, S> {}
 
 /// The type of a `.spawn(x)` call's receiver.
 pub struct SpawnReceiver<R: ?Sized>(PhantomData<fn() -> *const R>);
@@ -261,6 +269,8 @@ pub trait TokioHandleSpawn {
 
 impl TokioHandleSpawn for &SpawnReceiver<TokioHandle> {}
 impl TokioHandleSpawn for &SpawnReceiver<&TokioHandle> {}
+impl TokioHandleSpawn for &SpawnReceiver<std::sync::Arc<TokioHandle>> {}
+impl TokioHandleSpawn for &SpawnReceiver<&std::sync::Arc<TokioHandle>> {}
 
 /// Any other receiver: its `.spawn(x)` is called as written.
 pub trait UntrackedReceiver {

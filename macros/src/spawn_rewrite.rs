@@ -236,6 +236,18 @@ impl<'a> SpawnRewriter<'a> {
         // longer than in the user's call; a temporary is made once, into a local.
         let (bind, receiver) = if is_place(receiver) {
             (None, quote!(#receiver))
+        } else if let Expr::Index(index) = &**receiver
+            && is_place(&index.expr)
+        {
+            // `sets[next()]`: a place whose index is computed. The index is computed
+            // once, into a local, and the place is read with it where it is used.
+            let (base, at) = (&index.expr, &index.index);
+            (
+                Some(quote! {
+                    let __sundown_index = #at;
+                }),
+                quote!(#base[__sundown_index]),
+            )
         } else {
             (
                 Some(quote! {
@@ -780,7 +792,10 @@ fn is_place(expr: &Expr) -> bool {
     match expr {
         Expr::Path(_) => true,
         Expr::Field(field) => is_place(&field.base),
-        Expr::Index(index) => is_place(&index.expr),
+        // Read twice, the index is computed twice: a place only when that is nothing.
+        Expr::Index(index) => {
+            is_place(&index.expr) && matches!(&*index.index, Expr::Lit(_) | Expr::Path(_))
+        }
         Expr::Unary(unary) => matches!(unary.op, syn::UnOp::Deref(_)) && is_place(&unary.expr),
         Expr::Paren(paren) => is_place(&paren.expr),
         Expr::Group(group) => is_place(&group.expr),

@@ -90,7 +90,7 @@ impl<'a> SpawnRewriter<'a> {
                 )
             }
             (Expr::Call(call), SpawnSite::Unproven(kind)) => {
-                self.proven_or_warned(call, kind, detached)
+                self.proven_or_warned(call, kind, detached, declared)
             }
             (Expr::MethodCall(call), SpawnSite::Method) => self.through_receiver(call, detached),
             _ => return,
@@ -156,7 +156,13 @@ impl<'a> SpawnRewriter<'a> {
     /// `path(x)` for a path that ends like tokio's function but may not be it: the proof
     /// (see `__private::spawn_proof`) tracks it when its type is tokio's, and otherwise
     /// calls it as written through a deprecated method, the warning at the user's callee.
-    fn proven_or_warned(&self, call: &ExprCall, kind: SpawnKind, detached: bool) -> TokenStream {
+    fn proven_or_warned(
+        &self,
+        call: &ExprCall,
+        kind: SpawnKind,
+        detached: bool,
+        declared: Option<&Type>,
+    ) -> TokenStream {
         let krate = self.krate;
         let callee = &call.func;
         let Some(argument) = call.args.first() else {
@@ -197,6 +203,19 @@ impl<'a> SpawnRewriter<'a> {
         // is named where it is used, not moved into a local: a local closure called
         // `spawn` may be `FnMut` or not `Copy`, and is called again after.
         let probe_local = quote!(__sundown_argument_probe);
+        // An output type the user declared for the handle decides the classifier (the
+        // future's own output may still be unknown when the classifier is checked).
+        let classify = match declared {
+            Some(output) => quote! {
+                move || {
+                    let _ = &#probe_local;
+                    #krate::__classify!(#krate::__private::probe_declared::<#output>())
+                }
+            },
+            None => quote! {
+                move || #krate::__classify!(#krate::__probe_argument!(#probe_local))
+            },
+        };
         let proof = quote_spanned! {site=>
             (&&&#krate::__private::SpawnProof::new(
                 &#callee,
@@ -210,7 +229,7 @@ impl<'a> SpawnRewriter<'a> {
                 #detached,
                 #local,
                 |#local| #callee(#local),
-                move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
+                #classify,
             )
         };
         quote! {
@@ -638,8 +657,9 @@ fn detached_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite)> {
     Some((expr, site))
 }
 
-/// The spawn of `let h: JoinHandle<O> = tokio::spawn(x);` (tokio's path in full), with
-/// the output type `O` the user declared, and whether the handle is discarded (`let _`).
+/// The spawn of `let h: JoinHandle<O> = tokio::spawn(x);` (or of a path the proof
+/// decides), with the output type `O` the user declared, and whether the handle is
+/// discarded (`let _`).
 fn declared_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite, Type, bool)> {
     let Stmt::Local(local) = stmt else {
         return None;
@@ -661,8 +681,10 @@ fn declared_spawn(stmt: &mut Stmt) -> Option<(&mut Expr, SpawnSite, Type, bool)>
     let detached = discards(&typed.pat);
     let init = local.init.as_mut().filter(|init| init.diverge.is_none())?;
     match spawn_site(&init.expr)? {
-        site @ SpawnSite::Tokio(..) => Some((&mut *init.expr, site, output, detached)),
-        _ => None,
+        site @ (SpawnSite::Tokio(..) | SpawnSite::Unproven(_)) => {
+            Some((&mut *init.expr, site, output, detached))
+        }
+        SpawnSite::Method => None,
     }
 }
 

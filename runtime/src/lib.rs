@@ -360,8 +360,8 @@ pub mod __private {
     pub use crate::probe::{
         ArgumentProbe, Classify, FnOutput, NotATask, OutputProbe, ViaAnyOutput, ViaDebug,
         ViaDynError, ViaFunctionArgument, ViaFutureArgument, ViaNever, ViaOtherArgument,
-        ViaSendSyncError, ViaStdError, probe_argument, probe_fn, probe_fn_as, probe_future,
-        probe_future_as,
+        ViaSendSyncError, ViaStdError, probe_argument, probe_declared, probe_fn, probe_fn_as,
+        probe_future, probe_future_as,
     };
     pub use crate::process::{ExitMode, Flavor, MainConfig, run_main};
     pub use crate::registry::TaskOutcome;

@@ -40,6 +40,13 @@ pub fn probe_future_as<O, F: IntoFuture<Output = O>>(_: &F) -> OutputProbe<O> {
     OutputProbe(PhantomData)
 }
 
+/// The probe for an output type the user declared for the handle, whatever the
+/// spawned value is (a spawn the macro can only prove by its callee's type).
+#[doc(hidden)]
+pub fn probe_declared<O>() -> OutputProbe<O> {
+    OutputProbe(PhantomData)
+}
+
 /// The probe for a closure whose return type the user declared.
 #[doc(hidden)]
 pub fn probe_fn_as<R, F: FnOnce() -> R>(_: &F) -> OutputProbe<R> {

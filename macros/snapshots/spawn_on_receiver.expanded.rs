@@ -17,44 +17,47 @@ async fn start(handle: &Handle) -> Result<(), Cancelled> {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
             }
             {
-                {
+                (match (Handle::current(), poll_feed(x)) {
                     #[allow(unused_mut)]
-                    let mut __sundown_receiver = Handle::current();
-                    let __sundown_future = poll_feed(x);
-                    let __sundown_argument_probe =
-                        ::sundown::__private::probe_argument(&__sundown_future);
-                    #[allow(unused_imports)]
-                    use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
-                    (&&::sundown::__private::SpawnReceiver::of(&__sundown_receiver)).spawn_through(
-                        "poll_feed",
-                        true,
-                        __sundown_future,
-                        |__sundown_future| __sundown_receiver.spawn(__sundown_future),
-                        move || {
-                            ::sundown::__classify!(::sundown::__probe_argument!(
-                                __sundown_argument_probe
-                            ))
-                        },
-                    )
-                };
-                let kept = {
-                    let __sundown_future = poll_feed(y);
-                    let __sundown_argument_probe =
-                        ::sundown::__private::probe_argument(&__sundown_future);
-                    #[allow(unused_imports)]
-                    use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
-                    (&&::sundown::__private::SpawnReceiver::of(&handle)).spawn_through(
-                        "poll_feed",
-                        false,
-                        __sundown_future,
-                        |__sundown_future| handle.spawn(__sundown_future),
-                        move || {
-                            ::sundown::__classify!(::sundown::__probe_argument!(
-                                __sundown_argument_probe
-                            ))
-                        },
-                    )
-                };
+                    (mut __sundown_receiver, __sundown_future) => {
+                        let __sundown_argument_probe =
+                            ::sundown::__private::probe_argument(&__sundown_future);
+                        #[allow(unused_imports)]
+                        use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+                        (&&::sundown::__private::SpawnReceiver::of(&__sundown_receiver))
+                            .spawn_through(
+                                "poll_feed",
+                                true,
+                                __sundown_future,
+                                |__sundown_future| __sundown_receiver.spawn(__sundown_future),
+                                move || {
+                                    ::sundown::__classify!(::sundown::__probe_argument!(
+                                        __sundown_argument_probe
+                                    ))
+                                },
+                            )
+                    }
+                });
+                let kept = (match (poll_feed(y),) {
+                    #[allow(unused_mut)]
+                    (__sundown_future,) => {
+                        let __sundown_argument_probe =
+                            ::sundown::__private::probe_argument(&__sundown_future);
+                        #[allow(unused_imports)]
+                        use ::sundown::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+                        (&&::sundown::__private::SpawnReceiver::of(&handle)).spawn_through(
+                            "poll_feed",
+                            false,
+                            __sundown_future,
+                            |__sundown_future| handle.spawn(__sundown_future),
+                            move || {
+                                ::sundown::__classify!(::sundown::__probe_argument!(
+                                    __sundown_argument_probe
+                                ))
+                            },
+                        )
+                    }
+                });
                 Ok(())
             }
         };

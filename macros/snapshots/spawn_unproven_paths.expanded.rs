@@ -17,57 +17,59 @@ async fn start() -> Result<(), Cancelled> {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
             }
             {
-                {
-                    let __sundown_future = poll_feed(x);
-                    let __sundown_argument_probe =
-                        ::sundown::__private::probe_argument(&__sundown_future);
-                    #[allow(unused_imports)]
-                    use ::sundown::__private::{
-                        ProvenTokioSpawn as _, SundownSpawn as _, UnprovenSpawn as _,
-                    };
-                    (&&&::sundown::__private::SpawnProof::new(
-                        &spawn,
-                        ::sundown::__private::tokio_spawn,
-                        ::sundown::__private::sundown_spawn,
-                    ))
-                        .spawn_future(
-                            "poll_feed",
-                            true,
-                            __sundown_future,
-                            |__sundown_future| spawn(__sundown_future),
-                            move || {
-                                ::sundown::__classify!(::sundown::__probe_argument!(
-                                    __sundown_argument_probe
-                                ))
-                            },
-                        )
-                };
-                let sum = {
-                    let __sundown_function = compute;
-                    let __sundown_argument_probe =
-                        ::sundown::__private::probe_argument(&__sundown_function);
-                    #[allow(unused_imports)]
-                    use ::sundown::__private::{
-                        ProvenTokioSpawnBlocking as _, SundownSpawnBlocking as _,
-                        UnprovenSpawnBlocking as _,
-                    };
-                    (&&&::sundown::__private::SpawnProof::new(
-                        &task::spawn_blocking,
-                        ::sundown::__private::tokio_spawn_blocking,
-                        ::sundown::__private::sundown_spawn_blocking,
-                    ))
-                        .spawn_function(
-                            "compute",
-                            false,
-                            __sundown_function,
-                            |__sundown_function| task::spawn_blocking(__sundown_function),
-                            move || {
-                                ::sundown::__classify!(::sundown::__probe_argument!(
-                                    __sundown_argument_probe
-                                ))
-                            },
-                        )
-                };
+                (match (poll_feed(x),) {
+                    (__sundown_future,) => {
+                        let __sundown_argument_probe =
+                            ::sundown::__private::probe_argument(&__sundown_future);
+                        #[allow(unused_imports)]
+                        use ::sundown::__private::{
+                            ProvenTokioSpawn as _, SundownSpawn as _, UnprovenSpawn as _,
+                        };
+                        (&&&::sundown::__private::SpawnProof::new(
+                            &spawn,
+                            ::sundown::__private::tokio_spawn,
+                            ::sundown::__private::sundown_spawn,
+                        ))
+                            .spawn_future(
+                                "poll_feed",
+                                true,
+                                __sundown_future,
+                                |__sundown_future| spawn(__sundown_future),
+                                move || {
+                                    ::sundown::__classify!(::sundown::__probe_argument!(
+                                        __sundown_argument_probe
+                                    ))
+                                },
+                            )
+                    }
+                });
+                let sum = (match (compute,) {
+                    (__sundown_function,) => {
+                        let __sundown_argument_probe =
+                            ::sundown::__private::probe_argument(&__sundown_function);
+                        #[allow(unused_imports)]
+                        use ::sundown::__private::{
+                            ProvenTokioSpawnBlocking as _, SundownSpawnBlocking as _,
+                            UnprovenSpawnBlocking as _,
+                        };
+                        (&&&::sundown::__private::SpawnProof::new(
+                            &task::spawn_blocking,
+                            ::sundown::__private::tokio_spawn_blocking,
+                            ::sundown::__private::sundown_spawn_blocking,
+                        ))
+                            .spawn_function(
+                                "compute",
+                                false,
+                                __sundown_function,
+                                |__sundown_function| task::spawn_blocking(__sundown_function),
+                                move || {
+                                    ::sundown::__classify!(::sundown::__probe_argument!(
+                                        __sundown_argument_probe
+                                    ))
+                                },
+                            )
+                    }
+                });
                 Ok(())
             }
         };

@@ -133,6 +133,18 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// A struct literal spawned through a proof or a receiver: the argument is a `match`
+/// scrutinee in the expansion, where a bare struct literal does not parse (found by the
+/// property tests).
+#[test]
+fn a_struct_literal_spawned_through_a_proof_or_a_receiver_expands_to_items() {
+    let function = "async fn main() { handle.spawn(S { a: 1 }); pool::spawn(S { a: 1 }); \
+                    let h: JoinHandle<u8> = pool::spawn(S { a: 1 }); }";
+    if let Err(error) = check_expansions(&TokenStream::new(), &lex(function)) {
+        panic!("{error}");
+    }
+}
+
 #[test]
 fn accepted_functions_expand_without_errors() {
     for function in ACCEPTED_FUNCTIONS {

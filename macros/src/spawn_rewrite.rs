@@ -74,6 +74,7 @@ impl<'a> SpawnRewriter<'a> {
         detached: bool,
         declared: Option<&Type>,
     ) {
+        let in_parentheses = matches!(site, SpawnSite::Unproven(_) | SpawnSite::Method);
         let replacement = match (&*expr, site) {
             (Expr::Call(call), SpawnSite::Tokio(kind, ascribed)) => {
                 let Some(spawned) = call.args.first() else {
@@ -96,7 +97,13 @@ impl<'a> SpawnRewriter<'a> {
             _ => return,
         };
         let attrs = outer_attrs(expr);
-        *expr = block_expr(replacement);
+        // A `match` (see `through_receiver`) goes in parentheses rather than a block: a
+        // block would end the scrutinee's temporaries at its end.
+        *expr = if in_parentheses {
+            paren_expr(replacement)
+        } else {
+            block_expr(replacement)
+        };
         set_outer_attrs(expr, attrs);
     }
 
@@ -233,11 +240,15 @@ impl<'a> SpawnRewriter<'a> {
             )
         };
         quote! {
-            let #local = #argument;
-            let #probe_local = #krate::__private::probe_argument(&#local);
-            #[allow(unused_imports)]
-            use #krate::__private::{#proven as _, #own as _, #unproven as _};
-            #dispatch
+            // A tuple: a struct literal cannot be a bare scrutinee.
+            match (#argument,) {
+                (#local,) => {
+                    let #probe_local = #krate::__private::probe_argument(&#local);
+                    #[allow(unused_imports)]
+                    use #krate::__private::{#proven as _, #own as _, #unproven as _};
+                    #dispatch
+                }
+            }
         }
     }
 
@@ -253,26 +264,24 @@ impl<'a> SpawnRewriter<'a> {
         let method = &call.method;
         // A place is read again where it is used, so it is neither moved nor borrowed
         // longer than in the user's call; a temporary is made once, into a local.
+        // What is bound is bound by a `match`, whose scrutinee's temporaries live to the
+        // end of the user's statement, as in the user's call (a `let` would end them
+        // at the expansion's end: `Plan::default().spawn(1).spawn(2)` borrows one).
         let (bind, receiver) = if is_place(receiver) {
             (None, quote!(#receiver))
         } else if let Expr::Index(index) = &**receiver
             && is_place(&index.expr)
         {
             // `sets[next()]`: a place whose index is computed. The index is computed
-            // once, into a local, and the place is read with it where it is used.
+            // once, and the place is read with it where it is used.
             let (base, at) = (&index.expr, &index.index);
             (
-                Some(quote! {
-                    let __sundown_index = #at;
-                }),
+                Some((quote!(__sundown_index), quote!(#at))),
                 quote!(#base[__sundown_index]),
             )
         } else {
             (
-                Some(quote! {
-                    #[allow(unused_mut)]
-                    let mut __sundown_receiver = #receiver;
-                }),
+                Some((quote!(mut __sundown_receiver), quote!(#receiver))),
                 quote!(__sundown_receiver),
             )
         };
@@ -288,13 +297,21 @@ impl<'a> SpawnRewriter<'a> {
                 move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
             )
         };
+        let (patterns, values) = match bind {
+            Some((pattern, value)) => (quote!((#pattern, #future)), quote!((#value, #argument))),
+            // A tuple: a struct literal cannot be a bare scrutinee.
+            None => (quote!((#future,)), quote!((#argument,))),
+        };
         quote! {
-            #bind
-            let #future = #argument;
-            let #probe_local = #krate::__private::probe_argument(&#future);
-            #[allow(unused_imports)]
-            use #krate::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
-            #dispatch
+            match #values {
+                #[allow(unused_mut)]
+                #patterns => {
+                    let #probe_local = #krate::__private::probe_argument(&#future);
+                    #[allow(unused_imports)]
+                    use #krate::__private::{TokioHandleSpawn as _, UntrackedReceiver as _};
+                    #dispatch
+                }
+            }
         }
     }
 
@@ -887,6 +904,15 @@ pub(crate) fn set_outer_attrs(expr: &mut Expr, attrs: Vec<syn::Attribute>) {
 /// `{ tokens }` as an expression that replaces another. A block expression, not verbatim
 /// tokens: syn then knows the replacement is block-like and parenthesizes it where a
 /// block would end the statement (`tokio::spawn(x) == y;` at the start of a statement).
+/// `(tokens)`: an expression that stays one wherever it is put.
+fn paren_expr(tokens: TokenStream) -> Expr {
+    Expr::Paren(syn::ExprParen {
+        attrs: Vec::new(),
+        paren_token: token::Paren::default(),
+        expr: Box::new(Expr::Verbatim(tokens)),
+    })
+}
+
 pub(crate) fn block_expr(tokens: TokenStream) -> Expr {
     Expr::Block(ExprBlock {
         attrs: Vec::new(),

@@ -47,6 +47,39 @@ impl<A, B, S> SpawnProof<A, B, S> {
     }
 }
 
+/// A trait whose method makes the user's call as written: the callee's type `A` is
+/// tied to the argument (see [`SpawnProof`]), and each other function type of the proof
+/// is pinned to its instance for `$unused`, so that none is left to infer.
+macro_rules! called_as_written {
+    (
+        $(#[$trait_attr:meta])*
+        trait $name:ident<A, $($other:ident),+>;
+        $(#[$method_attr:meta])*
+        fn $method:ident, instance $unused:ty;
+    ) => {
+        $(#[$trait_attr])*
+        pub trait $name<A, $($other),+> {
+            $(#[$method_attr])*
+            fn $method<X, R, G, K>(
+                &self,
+                name: &'static str,
+                detached: bool,
+                argument: X,
+                call: G,
+                classify: K,
+            ) -> R
+            where
+                G: FnOnce(X) -> R,
+                A: FnOnce(X) -> R,
+                $($other: FnOnce($unused) -> JoinHandle<()>,)+
+            {
+                let _ = (name, detached, classify);
+                call(argument)
+            }
+        }
+    };
+}
+
 /// The callee is tokio's `spawn`: tracked on the ambient scope, as `tokio::spawn`
 /// written out in full is.
 pub trait ProvenTokioSpawn<A, S> {
@@ -76,57 +109,26 @@ pub trait ProvenTokioSpawn<A, S> {
 
 impl<T, S> ProvenTokioSpawn<T, S> for &&SpawnProof<T, T, S> {}
 
-/// The callee is sundown's `spawn`, imported or renamed: called as written (it tracks
-/// its task itself), without a warning.
-pub trait SundownSpawn<A, B> {
+called_as_written! {
+    /// The callee is sundown's `spawn`, imported or renamed: called as written (it
+    /// tracks its task itself), without a warning.
+    trait SundownSpawn<A, B>;
     /// Calls the user's function.
-    fn spawn_future<X, R, G, K>(
-        &self,
-        name: &'static str,
-        detached: bool,
-        argument: X,
-        call: G,
-        classify: K,
-    ) -> R
-    where
-        G: FnOnce(X) -> R,
-        A: FnOnce(X) -> R,
-        B: FnOnce(Unused) -> JoinHandle<()>,
-    {
-        let _ = (name, detached, classify);
-        call(argument)
-    }
+    fn spawn_future, instance Unused;
 }
 
 impl<T, B> SundownSpawn<T, B> for &SpawnProof<T, B, T> {}
 
-/// The callee is neither tokio's `spawn` nor sundown's as far as its type shows: called
-/// as written.
-pub trait UnprovenSpawn<A, B, S> {
+called_as_written! {
+    /// The callee is neither tokio's `spawn` nor sundown's as far as its type shows:
+    /// called as written.
+    trait UnprovenSpawn<A, B, S>;
     /// Calls the user's function; the deprecation note is the warning the user sees.
-    #[deprecated(
-        note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
+    #[deprecated(note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
                 tracked and shutdown will not wait for it: call `tokio::spawn` (or \
                 `sundown::spawn`) to track it, or write the callee in parentheses, \
-                `(spawn)(task)`, to leave it untracked without this warning"
-    )]
-    fn spawn_future<X, R, G, K>(
-        &self,
-        name: &'static str,
-        detached: bool,
-        argument: X,
-        call: G,
-        classify: K,
-    ) -> R
-    where
-        G: FnOnce(X) -> R,
-        A: FnOnce(X) -> R,
-        B: FnOnce(Unused) -> JoinHandle<()>,
-        S: FnOnce(Unused) -> JoinHandle<()>,
-    {
-        let _ = (name, detached, classify);
-        call(argument)
-    }
+                `(spawn)(task)`, to leave it untracked without this warning")]
+    fn spawn_future, instance Unused;
 }
 
 impl<A, B, S> UnprovenSpawn<A, B, S> for SpawnProof<A, B, S> {}
@@ -159,58 +161,27 @@ pub trait ProvenTokioSpawnBlocking<A, S> {
 
 impl<T, S> ProvenTokioSpawnBlocking<T, S> for &&SpawnProof<T, T, S> {}
 
-/// The callee is sundown's `spawn_blocking`, imported or renamed: called as written,
-/// without a warning.
-pub trait SundownSpawnBlocking<A, B> {
+called_as_written! {
+    /// The callee is sundown's `spawn_blocking`, imported or renamed: called as
+    /// written, without a warning.
+    trait SundownSpawnBlocking<A, B>;
     /// Calls the user's function.
-    fn spawn_function<X, R, G, K>(
-        &self,
-        name: &'static str,
-        detached: bool,
-        argument: X,
-        call: G,
-        classify: K,
-    ) -> R
-    where
-        G: FnOnce(X) -> R,
-        A: FnOnce(X) -> R,
-        B: FnOnce(fn()) -> JoinHandle<()>,
-    {
-        let _ = (name, detached, classify);
-        call(argument)
-    }
+    fn spawn_function, instance fn();
 }
 
 impl<T, B> SundownSpawnBlocking<T, B> for &SpawnProof<T, B, T> {}
 
-/// The callee is neither tokio's `spawn_blocking` nor sundown's as far as its type
-/// shows.
-pub trait UnprovenSpawnBlocking<A, B, S> {
+called_as_written! {
+    /// The callee is neither tokio's `spawn_blocking` nor sundown's as far as its
+    /// type shows.
+    trait UnprovenSpawnBlocking<A, B, S>;
     /// Calls the user's function; the deprecation note is the warning the user sees.
-    #[deprecated(
-        note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
+    #[deprecated(note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
                 is not tracked and shutdown will not wait for it: call \
                 `tokio::task::spawn_blocking` (or `sundown::spawn_blocking`) to track \
                 it, or write the callee in parentheses, `(spawn_blocking)(f)`, to \
-                leave it untracked without this warning"
-    )]
-    fn spawn_function<X, R, G, K>(
-        &self,
-        name: &'static str,
-        detached: bool,
-        argument: X,
-        call: G,
-        classify: K,
-    ) -> R
-    where
-        G: FnOnce(X) -> R,
-        A: FnOnce(X) -> R,
-        B: FnOnce(fn()) -> JoinHandle<()>,
-        S: FnOnce(fn()) -> JoinHandle<()>,
-    {
-        let _ = (name, detached, classify);
-        call(argument)
-    }
+                leave it untracked without this warning")]
+    fn spawn_function, instance fn();
 }
 
 impl<A, B, S> UnprovenSpawnBlocking<A, B, S> for SpawnProof<A, B, S> {}

@@ -211,17 +211,23 @@ impl<'a> SpawnRewriter<'a> {
         // `spawn` may be `FnMut` or not `Copy`, and is called again after.
         let probe_local = quote!(__sundown_argument_probe);
         // An output type the user declared for the handle decides the classifier (the
-        // future's own output may still be unknown when the classifier is checked).
-        let classify = match declared {
-            Some(output) => quote! {
-                move || {
-                    let _ = &#probe_local;
-                    #krate::__classify!(#krate::__private::probe_declared::<#output>())
-                }
-            },
-            None => quote! {
-                move || #krate::__classify!(#krate::__probe_argument!(#probe_local))
-            },
+        // future's own output may still be unknown when the classifier is checked);
+        // otherwise the argument's probe, taken before the argument is moved.
+        let (probe, classify) = match declared {
+            Some(output) => (
+                None,
+                quote! {
+                    move || #krate::__classify!(#krate::__private::probe_declared::<#output>())
+                },
+            ),
+            None => (
+                Some(quote! {
+                    let #probe_local = #krate::__private::probe_argument(&#local);
+                }),
+                quote! {
+                    move || #krate::__classify!(#krate::__probe_argument!(#probe_local))
+                },
+            ),
         };
         let proof = quote_spanned! {site=>
             (&&&#krate::__private::SpawnProof::new(
@@ -243,7 +249,7 @@ impl<'a> SpawnRewriter<'a> {
             // A tuple: a struct literal cannot be a bare scrutinee.
             match (#argument,) {
                 (#local,) => {
-                    let #probe_local = #krate::__private::probe_argument(&#local);
+                    #probe
                     #[allow(unused_imports)]
                     use #krate::__private::{#proven as _, #own as _, #unproven as _};
                     #dispatch
@@ -901,10 +907,8 @@ pub(crate) fn set_outer_attrs(expr: &mut Expr, attrs: Vec<syn::Attribute>) {
     }
 }
 
-/// `{ tokens }` as an expression that replaces another. A block expression, not verbatim
-/// tokens: syn then knows the replacement is block-like and parenthesizes it where a
-/// block would end the statement (`tokio::spawn(x) == y;` at the start of a statement).
-/// `(tokens)`: an expression that stays one wherever it is put.
+/// `(tokens)` as an expression that replaces another: verbatim tokens in parentheses,
+/// which stay one expression wherever they are put.
 fn paren_expr(tokens: TokenStream) -> Expr {
     Expr::Paren(syn::ExprParen {
         attrs: Vec::new(),
@@ -913,6 +917,9 @@ fn paren_expr(tokens: TokenStream) -> Expr {
     })
 }
 
+/// `{ tokens }` as an expression that replaces another. A block expression, not verbatim
+/// tokens: syn then knows the replacement is block-like and parenthesizes it where a
+/// block would end the statement (`tokio::spawn(x) == y;` at the start of a statement).
 pub(crate) fn block_expr(tokens: TokenStream) -> Expr {
     Expr::Block(ExprBlock {
         attrs: Vec::new(),

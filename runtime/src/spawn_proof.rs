@@ -124,10 +124,12 @@ called_as_written! {
     /// called as written.
     trait UnprovenSpawn<A, B, S>;
     /// Calls the user's function; the deprecation note is the warning the user sees.
-    #[deprecated(note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
+    #[deprecated(
+        note = "sundown cannot tell that this `spawn` is tokio's, so the task is not \
                 tracked and shutdown will not wait for it: call `tokio::spawn` (or \
                 `sundown::spawn`) to track it, or write the callee in parentheses, \
-                `(spawn)(task)`, to leave it untracked without this warning")]
+                `(spawn)(task)`, to leave it untracked without this warning"
+    )]
     fn spawn_future, instance Unused;
 }
 
@@ -176,11 +178,13 @@ called_as_written! {
     /// type shows.
     trait UnprovenSpawnBlocking<A, B, S>;
     /// Calls the user's function; the deprecation note is the warning the user sees.
-    #[deprecated(note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
+    #[deprecated(
+        note = "sundown cannot tell that this `spawn_blocking` is tokio's, so the task \
                 is not tracked and shutdown will not wait for it: call \
                 `tokio::task::spawn_blocking` (or `sundown::spawn_blocking`) to track \
                 it, or write the callee in parentheses, `(spawn_blocking)(f)`, to \
-                leave it untracked without this warning")]
+                leave it untracked without this warning"
+    )]
     fn spawn_function, instance fn();
 }
 

@@ -495,11 +495,7 @@ fn record_on_own_guard(outcome: Outcome) {
 /// The running task's output counted on its own guard (a failure reported now).
 #[inline]
 pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
-    let settled = match outcome {
-        TaskOutcome::Completed => Some(Outcome::Completed),
-        other => with_own_guard(TaskGuard::reporter).map(|r| r.settle(other)),
-    };
-    if let Some(settled) = settled {
+    if let Some(settled) = super::guard::settle(outcome, || with_own_guard(TaskGuard::reporter)) {
         record_on_own_guard(settled);
     }
 }

@@ -206,11 +206,9 @@ impl TaskGuard {
 
     /// Records how the task ended; a failure is reported now.
     pub(crate) fn finish(&mut self, outcome: TaskOutcome) {
-        let settled = match outcome {
-            TaskOutcome::Completed => Outcome::Completed,
-            other => self.reporter().settle(other),
-        };
-        self.record(settled);
+        if let Some(settled) = settle(outcome, || Some(self.reporter())) {
+            self.record(settled);
+        }
     }
 
     /// Records how main's body ended and returns the refined outcome: an `Err` counts
@@ -239,6 +237,20 @@ impl TaskGuard {
 
     fn info(&self) -> (Cow<'static, str>, &'static Location<'static>) {
         self.reporter().info()
+    }
+}
+
+/// What `outcome` counts as: a completion at once, anything else through the task's
+/// reporter (`None`: there is none), which reports a failure now. The common case takes
+/// no reporter, so it clones no scope.
+#[inline]
+pub(crate) fn settle(
+    outcome: TaskOutcome,
+    reporter: impl FnOnce() -> Option<Reporter>,
+) -> Option<Outcome> {
+    match outcome {
+        TaskOutcome::Completed => Some(Outcome::Completed),
+        other => reporter().map(|r| r.settle(other)),
     }
 }
 

@@ -240,7 +240,7 @@ pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner<F> {
         Plain { #[pin] fut: F },
-        Tracked { #[pin] fut: Scoped<F, Box<Ambient>> },
+        Tracked { #[pin] fut: Scoped<F> },
     }
 }
 
@@ -250,7 +250,7 @@ impl<F> Inner<F> {
         Inner::Plain { fut }
     }
 
-    fn Tracked(fut: Scoped<F, Box<Ambient>>) -> Self {
+    fn Tracked(fut: Scoped<F>) -> Self {
         Inner::Tracked { fut }
     }
 }

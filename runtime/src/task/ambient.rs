@@ -80,6 +80,7 @@ pub(crate) fn set_process_scope(scope: &Shutdown) {
 }
 
 /// Whether `scope` is the process scope, which is never freed.
+#[inline]
 pub(crate) fn is_process_scope(scope: &Shutdown) -> bool {
     PROCESS_SCOPE.get().is_some_and(|p| p.same_scope(scope))
 }
@@ -170,51 +171,14 @@ pub(crate) fn spawn_scope() -> Option<SpawnScope> {
     )
 }
 
-/// What a [`Scoped`] future keeps while it is not being polled, and turns into the
-/// [`Local`] it installs: a tracked task keeps its bare guard (16 bytes, see
-/// [`TaskGuard`]), a view its box.
-pub(crate) trait Context: Sized {
-    fn into_local(self) -> Local;
-    /// Back from the stack: the same kind that was pushed.
-    fn from_local(local: Local) -> Option<Self>;
+impl Local {
     /// The guard whose polls are watched.
-    fn guard(&self) -> Option<&TaskGuard>;
-}
-
-impl Context for TaskGuard {
     #[inline]
-    fn into_local(self) -> Local {
-        Local::Owner(self)
-    }
-
-    #[inline]
-    fn from_local(local: Local) -> Option<Self> {
-        match local {
+    fn guard(&self) -> Option<&TaskGuard> {
+        match self {
             Local::Owner(guard) => Some(guard),
             Local::View(_) => None,
         }
-    }
-
-    #[inline]
-    fn guard(&self) -> Option<&TaskGuard> {
-        Some(self)
-    }
-}
-
-impl Context for Box<Ambient> {
-    fn into_local(self) -> Local {
-        Local::View(self)
-    }
-
-    fn from_local(local: Local) -> Option<Self> {
-        match local {
-            Local::View(a) => Some(a),
-            Local::Owner(_) => None,
-        }
-    }
-
-    fn guard(&self) -> Option<&TaskGuard> {
-        None
     }
 }
 
@@ -228,6 +192,11 @@ pin_project_lite::pin_project! {
     /// nothing else, since the guard has spare values to say the future is gone (see
     /// [`Stage`]). A view (`enter`, `shield`, a close hook) adds its box and a tag.
     ///
+    /// The context is kept as the very value the stack holds (`Option<Local>`), so a
+    /// poll moves it on and off the stack whole: converting between a guard and a
+    /// `Local` re-tagged the value byte by byte and the copy that followed stalled on
+    /// store forwarding (`BENCHMARKS.md`, "The context moved whole").
+    ///
     /// The future is dropped inside its context either way: by the poll that completed
     /// it, while that poll's installation is still in place (and the context then goes
     /// with it: a tracked task's entry is removed as its output is handed to tokio), or
@@ -235,27 +204,27 @@ pin_project_lite::pin_project! {
     /// which installs the context again for it. A task that completes thus pays for
     /// one installation instead of two (`BENCHMARKS.md`, "A completed future dropped
     /// by its last poll").
-    pub(crate) struct Scoped<F, L: Context> {
+    pub(crate) struct Scoped<F> {
         #[pin]
-        stage: Stage<F, L>,
+        stage: Stage<F>,
     }
 
-    impl<F, L: Context> PinnedDrop for Scoped<F, L> {
+    impl<F> PinnedDrop for Scoped<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut stage = this.project().stage;
             // Completed: the poll dropped the future and the context already.
             let StageProj::Running { local, .. } = stage.as_mut().project() else {
                 return;
             };
-            let Some(local) = local.take() else {
+            if local.is_none() {
                 return;
-            };
+            }
             // The future's own drop (a `#[cancel_safe]` call cut short, a value that
             // spawns in its `Drop`) runs inside its scope: installed for it, taken back
             // after it (also when it panics), and the context (a task's guard: its
             // entry goes after its future) dropped last.
             let installed = CURRENT
-                .try_with(|c| c.borrow_mut().push(Some(local.into_local())))
+                .try_with(|c| c.borrow_mut().push(local.take()))
                 .is_ok();
             let _uninstall = Uninstall { installed };
             if let Err(payload) = drop_in_context(stage) {
@@ -273,10 +242,10 @@ pin_project_lite::pin_project! {
     /// lend (an `async` block's state has no spare value), and the tag would take a
     /// word.
     #[project = StageProj]
-    enum Stage<F, L> {
+    enum Stage<F> {
         Running {
-            // `None` only while it is installed.
-            local: Option<L>,
+            // `None` while it is installed (and for a future with no context).
+            local: Option<Local>,
             #[pin]
             fut: F,
         },
@@ -288,8 +257,8 @@ pin_project_lite::pin_project! {
 /// its task's failure, as one in its poll is (the output it returned, or its being
 /// cancelled, does not count then). The panic is returned, for the caller to send on
 /// to tokio once the context is off the stack.
-fn drop_in_context<F, L>(
-    mut stage: std::pin::Pin<&mut Stage<F, L>>,
+fn drop_in_context<F>(
+    mut stage: std::pin::Pin<&mut Stage<F>>,
 ) -> Result<(), Box<dyn std::any::Any + Send>> {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         stage.set(Stage::Done);
@@ -317,7 +286,7 @@ impl Drop for Uninstall {
     }
 }
 
-impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
+impl<F: std::future::Future> std::future::Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(
@@ -343,7 +312,9 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
                 // the context then goes instead of being put back (a tracked task's
                 // entry goes here).
                 let dropped = drop_in_context(stage);
-                drop(installed.pop::<L>(false));
+                let mut gone = None;
+                installed.put_back(&mut gone, false);
+                drop(gone);
                 if let Err(payload) = dropped {
                     std::panic::resume_unwind(payload);
                 }
@@ -358,8 +329,8 @@ impl<F: std::future::Future, L: Context> std::future::Future for Scoped<F, L> {
     }
 }
 
-/// A context pushed on the thread's stack for one poll, until [`pop`](Self::pop). If
-/// the thread is being torn down, nothing was pushed and the context stayed where it
+/// A context pushed on the thread's stack for one poll, until [`put_back`](Self::put_back).
+/// If the thread is being torn down, nothing was pushed and the context stayed where it
 /// was.
 ///
 /// For a tracked task's own guard, the push and the pop are also where its poll is
@@ -372,43 +343,37 @@ struct Installed {
 }
 
 impl Installed {
+    /// Moves `local` onto the stack whole (a `None` in its place).
     #[inline]
-    fn push<L: Context>(local: &mut Option<L>) -> Self {
-        let mut watch = None;
-        let pushed = CURRENT.try_with(|c| {
-            if let Some(guard) = local.as_ref().and_then(L::guard) {
-                watch = Some(PollWatch::begin(guard));
-            }
-            c.borrow_mut().push(local.take().map(L::into_local));
-        });
+    fn push(local: &mut Option<Local>) -> Self {
+        let watch = local.as_ref().and_then(Local::guard).map(PollWatch::begin);
+        let pushed = CURRENT.try_with(|c| c.borrow_mut().push(local.take()));
         Installed {
             pushed: pushed.is_ok(),
             watch,
         }
     }
 
-    /// Takes the context off the stack; `pending`: the poll returned `Pending`, so the
-    /// chain it waits on is recorded (a poll that did not ended the task or panicked,
-    /// and its entry goes with the future).
+    /// Takes the context off the stack and back into `local` (whole, by a swap), for
+    /// the next poll, the wrapper's drop or the caller to drop; `pending`: the poll
+    /// returned `Pending`, so the chain it waits on is recorded (a poll that did not
+    /// ended the task or panicked, and its entry goes with the future).
     #[inline]
-    fn pop<L: Context>(self, pending: bool) -> Option<L> {
+    fn put_back(self, local: &mut Option<Local>, pending: bool) {
         if !self.pushed {
-            return None;
+            return;
         }
-        let value = CURRENT.try_with(|c| c.borrow_mut().pop()).ok()?;
-        let value = value.flatten().and_then(L::from_local);
-        if let (Some(guard), Some(watch)) = (value.as_ref().and_then(L::guard), self.watch) {
+        // Swapped with the top and the top then truncated: the value is moved as a
+        // whole, never taken apart and put together again.
+        let _ = CURRENT.try_with(|c| {
+            let mut stack = c.borrow_mut();
+            if let Some(top) = stack.last_mut() {
+                std::mem::swap(top, local);
+            }
+            stack.pop();
+        });
+        if let (Some(guard), Some(watch)) = (local.as_ref().and_then(Local::guard), self.watch) {
             watch.end(guard, pending);
-        }
-        value
-    }
-
-    /// Takes the context off the stack and back into `local`, for the next poll or the
-    /// wrapper's drop.
-    #[inline]
-    fn put_back<L: Context>(self, local: &mut Option<L>, pending: bool) {
-        if self.pushed {
-            *local = self.pop(pending);
         }
     }
 }
@@ -449,20 +414,20 @@ impl PollWatch {
 }
 
 /// Runs `fut` with `ambient` as its context.
-pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F, Box<Ambient>> {
+pub(crate) fn scope<F: std::future::Future>(ambient: Ambient, fut: F) -> Scoped<F> {
     Scoped {
         stage: Stage::Running {
-            local: Some(Box::new(ambient)),
+            local: Some(Local::View(Box::new(ambient))),
             fut,
         },
     }
 }
 
 /// Runs a tracked task's future with its guard as the installed context.
-pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F, TaskGuard> {
+pub(crate) fn owned<F: std::future::Future>(guard: TaskGuard, fut: F) -> Scoped<F> {
     Scoped {
         stage: Stage::Running {
-            local: Some(guard),
+            local: Some(Local::Owner(guard)),
             fut,
         },
     }

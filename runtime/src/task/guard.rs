@@ -380,7 +380,7 @@ pub(crate) fn tracked<F: Future, C: Classify<F::Output>>(
     guard: TaskGuard,
     fut: F,
     classify: C,
-) -> ambient::Scoped<Tracked<F, C>, TaskGuard> {
+) -> ambient::Scoped<Tracked<F, C>> {
     ambient::owned(
         guard,
         Tracked {

@@ -63,7 +63,7 @@ pub(crate) fn spawn_with<F, C, S>(
 where
     F: Future,
     C: Classify<F::Output>,
-    S: FnOnce(ambient::Scoped<guard::Tracked<F, C>, TaskGuard>) -> JoinHandle<F::Output>,
+    S: FnOnce(ambient::Scoped<guard::Tracked<F, C>>) -> JoinHandle<F::Output>,
 {
     let (guard, reserved) = TaskGuard::reserve(scope, name, location, detached);
     let handle = start(tracked(guard, fut, classify));

@@ -312,9 +312,7 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
                 // the context then goes instead of being put back (a tracked task's
                 // entry goes here).
                 let dropped = drop_in_context(stage);
-                let mut gone = None;
-                installed.put_back(&mut gone, false);
-                drop(gone);
+                drop(installed.take_off());
                 if let Err(payload) = dropped {
                     std::panic::resume_unwind(payload);
                 }
@@ -355,26 +353,44 @@ impl Installed {
     }
 
     /// Takes the context off the stack and back into `local` (whole, by a swap), for
-    /// the next poll, the wrapper's drop or the caller to drop; `pending`: the poll
-    /// returned `Pending`, so the chain it waits on is recorded (a poll that did not
-    /// ended the task or panicked, and its entry goes with the future).
+    /// the next poll or the wrapper's drop: the poll returned `Pending` (`pending`: the
+    /// chain it waits on is recorded) or panicked.
     #[inline]
     fn put_back(self, local: &mut Option<Local>, pending: bool) {
         if !self.pushed {
             return;
         }
-        // Swapped with the top and the top then truncated: the value is moved as a
-        // whole, never taken apart and put together again.
+        // Swapped with the top, whose `None` is then dropped in place: the value is
+        // moved as a whole, never taken apart and put together again, and nothing
+        // reads back what was just written in parts (a store-forwarding stall).
         let _ = CURRENT.try_with(|c| {
             let mut stack = c.borrow_mut();
             if let Some(top) = stack.last_mut() {
                 std::mem::swap(top, local);
             }
-            stack.pop();
+            let below = stack.len().saturating_sub(1);
+            stack.truncate(below);
         });
         if let (Some(guard), Some(watch)) = (local.as_ref().and_then(Local::guard), self.watch) {
             watch.end(guard, pending);
         }
+    }
+
+    /// Takes the context off the stack for good, after the poll that completed the
+    /// future: the caller drops it (a tracked task's entry goes with its guard).
+    #[inline]
+    fn take_off(self) -> Option<Option<Local>> {
+        if !self.pushed {
+            return None;
+        }
+        let top = CURRENT.try_with(|c| c.borrow_mut().pop()).ok().flatten();
+        if let (Some(Some(guard)), Some(watch)) = (
+            top.as_ref().map(|t| t.as_ref().and_then(Local::guard)),
+            self.watch,
+        ) {
+            watch.end(guard, false);
+        }
+        top
     }
 }
 
@@ -457,7 +473,9 @@ fn record_on_own_guard(outcome: Outcome) {
     });
 }
 
-/// The running task's output counted on its own guard (a failure reported now).
+/// The running task's output counted on its own guard (a failure reported now). A
+/// completion is not written here: the wrapper says it on the guard as it takes it back
+/// ([`TaskGuard::returned`]).
 #[inline]
 pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
     if let Some(settled) = super::guard::settle(outcome, || with_own_guard(TaskGuard::reporter)) {

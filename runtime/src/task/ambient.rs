@@ -244,7 +244,7 @@ pin_project_lite::pin_project! {
     #[project = StageProj]
     enum Stage<F> {
         Running {
-            // `None` while it is installed (and for a future with no context).
+            // `None` only while it is installed.
             local: Option<Local>,
             #[pin]
             fut: F,
@@ -327,13 +327,14 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
     }
 }
 
-/// A context pushed on the thread's stack for one poll, until [`put_back`](Self::put_back).
+/// A context pushed on the thread's stack for one poll, until it is taken back: into
+/// its wrapper ([`put_back`](Self::put_back)) or for good ([`take_off`](Self::take_off)).
 /// If the thread is being torn down, nothing was pushed and the context stayed where it
 /// was.
 ///
-/// For a tracked task's own guard, the push and the pop are also where its poll is
-/// watched: the start stored in its cell on the coarse clock, a fresh await trail, and
-/// at the end the chain it was left pending on (see `waits`).
+/// For a tracked task's own guard, the push and the taking back are also where its poll
+/// is watched: the start stored in its cell on the coarse clock, a fresh await trail,
+/// and at the end the chain it was left pending on (see `waits`).
 struct Installed {
     pushed: bool,
     /// A tracked task's poll, watched.
@@ -473,9 +474,7 @@ fn record_on_own_guard(outcome: Outcome) {
     });
 }
 
-/// The running task's output counted on its own guard (a failure reported now). A
-/// completion is not written here: the wrapper says it on the guard as it takes it back
-/// ([`TaskGuard::returned`]).
+/// The running task's output counted on its own guard (a failure reported now).
 #[inline]
 pub(crate) fn finish_own_guard(outcome: TaskOutcome) {
     if let Some(settled) = super::guard::settle(outcome, || with_own_guard(TaskGuard::reporter)) {

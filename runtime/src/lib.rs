@@ -57,8 +57,8 @@
 //!   `NOTIFY_SOCKET` is set.
 //! - `tracing`: with a subscriber installed, sundown's lines and the shutdown report are
 //!   `tracing` events (target `sundown`) instead of stderr lines.
-//! - `tower`: [`http`], HTTP requests as tracked units of the scope (a `tower` `Layer`)
-//!   and a readiness service for load balancers.
+//! - `tower`: the `sundown::http` module, HTTP requests as tracked units of the scope (a
+//!   `tower` `Layer`) and a readiness service for load balancers.
 //! - `taskdump` (needs `RUSTFLAGS="--cfg tokio_unstable"`, Linux): the straggler report
 //!   adds tokio's async backtrace of each straggler ([`TaskInfo::backtrace`]). Free until
 //!   a shutdown has stragglers; then one `Handle::dump`, which pauses every worker and

@@ -52,16 +52,26 @@ impl std::fmt::Debug for Grumpy {
     }
 }
 
+/// A task of `scope` that returns `Err(Grumpy)`, spawned as the attributes spawn it (its
+/// output classified by the probe); `detached`: its handle is discarded where it is made.
+async fn spawn_grumpy(
+    scope: &Shutdown,
+    name: &'static str,
+    detached: bool,
+) -> tokio::task::JoinHandle<Result<(), Grumpy>> {
+    scope
+        .enter(async move {
+            let fut = async { Err::<(), Grumpy>(Grumpy) };
+            let classify = sundown::__classify!(probe_future(&fut));
+            spawn_tracked(name, detached, fut, classify)
+        })
+        .await
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn detached_err_whose_debug_panics_is_counted_failed_not_cancelled() {
     let scope = Shutdown::new();
-    let handle = scope
-        .enter(async {
-            let fut = async { Err::<(), Grumpy>(Grumpy) };
-            let classify = sundown::__classify!(probe_future(&fut));
-            spawn_tracked("grumpy", true, fut, classify)
-        })
-        .await;
+    let handle = spawn_grumpy(&scope, "grumpy", true).await;
     let joined = handle.await;
     let stats = scope.stats();
     let report = scope.shutdown(Duration::from_secs(1)).await;
@@ -79,13 +89,7 @@ async fn detached_err_whose_debug_panics_is_counted_failed_not_cancelled() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn kept_handle_gets_the_err_whose_debug_panics_as_tokio_would_give_it() {
     let scope = Shutdown::new();
-    let handle = scope
-        .enter(async {
-            let fut = async { Err::<(), Grumpy>(Grumpy) };
-            let classify = sundown::__classify!(probe_future(&fut));
-            spawn_tracked("grumpy kept", false, fut, classify)
-        })
-        .await;
+    let handle = spawn_grumpy(&scope, "grumpy kept", false).await;
     let joined = handle.await;
     // Under plain tokio the handle gets `Ok(Err(Grumpy))`: the task did not panic.
     assert!(

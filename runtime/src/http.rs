@@ -281,6 +281,32 @@ pin_project_lite::pin_project! {
         inner: Option<Inner<F>>,
         unit: Option<Unit>,
     }
+
+    impl<F> PinnedDrop for TrackedRequest<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // The server let the request go (the client left): its handler is dropped
+            // before its entry, and a panic in that drop is the request's failure.
+            let this = this.project();
+            drop_handler(this.inner, this.unit);
+        }
+    }
+}
+
+/// Drops the handler's future (inside the request's scope: `Scoped`), as a request ends
+/// or is let go. A panic in that drop is the request's failure, as one in its poll is
+/// (the request's guard is held here, not on the context stack, so the wrapper cannot
+/// count it); the panic then goes on.
+fn drop_handler<F>(inner: Pin<&mut Option<Inner<F>>>, unit: &mut Option<Unit>) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut inner = inner;
+        inner.set(None);
+    }));
+    if let Err(payload) = dropped {
+        if let Some(mut unit) = unit.take() {
+            unit.guard.panicked(&*payload);
+        }
+        std::panic::resume_unwind(payload)
+    }
 }
 
 impl<F, R, E> Future for TrackedRequest<F>
@@ -314,7 +340,7 @@ where
         };
         match polled {
             Poll::Ready(result) => {
-                this.inner.set(None);
+                drop_handler(this.inner, this.unit);
                 let result = result.map(|mut res| {
                     if this.unit.as_ref().is_some_and(Unit::closing) {
                         close_connection(&mut res);
@@ -332,7 +358,7 @@ where
                 }
                 // Dropped inside its scope (`Scoped`), then the entry goes, counted as
                 // cancelled: the drain deadline cut it.
-                this.inner.set(None);
+                drop_handler(this.inner, this.unit);
                 this.unit.take();
                 Poll::Ready(Ok(cut_response()))
             }

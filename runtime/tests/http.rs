@@ -125,3 +125,42 @@ async fn a_panicking_handler_is_a_failed_request_not_a_cancelled_one() {
     assert_eq!(report.failures()[0].task(), "GET /boom");
     assert_eq!(report.exit_code(), 1);
 }
+
+/// Panics when dropped.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("handler state dropped badly");
+    }
+}
+
+/// The client goes away mid-request: the server drops the request's future, and the
+/// handler's state panics as it is dropped. A spawned task dropped so is a failure;
+/// a request must be too, not "cancelled" (its guard is held by the request future,
+/// not on the context stack where the task wrapper counts such a panic).
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_panics_as_the_request_is_let_go_is_a_failed_request() {
+    let scope = Shutdown::new();
+    async fn stuck() -> &'static str {
+        let _state = PanicsOnDrop;
+        std::future::pending::<()>().await;
+        "unreachable"
+    }
+    let router: Router = Router::new().route("/stuck", get(stuck));
+    let mut svc = sundown::http::TrackRequests::on(&scope).layer(router);
+    let call = tokio::spawn(svc.call(req("/stuck")));
+    tokio::task::yield_now().await;
+    assert_eq!(scope.stats().running, 1);
+    call.abort();
+    let joined = call.await.unwrap_err();
+    assert!(joined.is_panic(), "the drop's panic reaches the server: {joined}");
+    let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        (report.stats().failed, report.stats().cancelled),
+        (1, 0),
+        "{report}"
+    );
+    assert_eq!(report.failures()[0].task(), "GET /stuck");
+    assert!(report.failures()[0].to_string().contains("dropped badly"), "{report}");
+}

@@ -70,7 +70,7 @@ impl Shutdown {
     /// assert_eq!(n, 2);
     /// # }
     /// ```
-    pub fn enter<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+    pub fn enter<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<F> {
         ambient::scope(
             Ambient {
                 scope: self.clone(),

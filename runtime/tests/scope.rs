@@ -466,3 +466,14 @@ fn tasks_is_consistent_under_concurrent_spawn_and_finish() {
         );
     });
 }
+
+/// `enter`'s future owns what it needs: it can be spawned or boxed as `'static` while
+/// the handle it was made from goes away (it captured `&self` under edition 2024).
+#[tokio::test]
+async fn an_entered_future_does_not_borrow_the_handle_it_came_from() {
+    let entered = {
+        let scope = Shutdown::new();
+        tokio::spawn(scope.enter(async { Shutdown::try_current().is_some() }))
+    };
+    assert!(entered.await.unwrap(), "the scope is ambient inside");
+}

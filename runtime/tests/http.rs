@@ -154,7 +154,10 @@ async fn a_handler_that_panics_as_the_request_is_let_go_is_a_failed_request() {
     assert_eq!(scope.stats().running, 1);
     call.abort();
     let joined = call.await.unwrap_err();
-    assert!(joined.is_panic(), "the drop's panic reaches the server: {joined}");
+    assert!(
+        joined.is_panic(),
+        "the drop's panic reaches the server: {joined}"
+    );
     let report = scope.shutdown(Duration::from_secs(1)).await;
     assert_eq!(
         (report.stats().failed, report.stats().cancelled),
@@ -162,5 +165,8 @@ async fn a_handler_that_panics_as_the_request_is_let_go_is_a_failed_request() {
         "{report}"
     );
     assert_eq!(report.failures()[0].task(), "GET /stuck");
-    assert!(report.failures()[0].to_string().contains("dropped badly"), "{report}");
+    assert!(
+        report.failures()[0].to_string().contains("dropped badly"),
+        "{report}"
+    );
 }

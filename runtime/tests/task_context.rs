@@ -765,3 +765,147 @@ fn poll_panic_then_drop_panic_behaves_as_under_plain_tokio() {
         "tracked and plain differ: {outcomes:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Thread exit: futures dropped after the thread's own thread-locals are gone. A runtime
+// (or a pending future) kept in a thread-local is dropped as its thread exits, and the
+// thread-locals registered after it are destroyed before it. Each test runs in a child
+// process: a panic while thread-locals are destroyed aborts the process.
+// ---------------------------------------------------------------------------------------
+
+const THREAD_EXIT_CHILD: &str = "SUNDOWN_THREAD_EXIT_CHILD";
+
+thread_local! {
+    /// Registered first on its thread, so destroyed last (after sundown's).
+    static KEPT_RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
+        const { std::cell::RefCell::new(None) };
+    static KEPT_FUTURE: std::cell::RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs the test `name` alone in a child process; its exit status, stdout and stderr.
+fn in_child(name: &str) -> (std::process::ExitStatus, String, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(THREAD_EXIT_CHILD, "1")
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Records, as it is dropped, whether a scope was ambient then (asking must not panic).
+struct LooksOnDrop(Arc<Mutex<Vec<bool>>>);
+
+impl Drop for LooksOnDrop {
+    fn drop(&mut self) {
+        let seen = Shutdown::try_current().is_some();
+        self.0.lock().unwrap().push(seen);
+    }
+}
+
+/// A thread that keeps a runtime with five pending tracked tasks in a thread-local and
+/// exits; `values` makes each task's value. Returns the scope, once the thread is gone.
+fn tasks_of_a_runtime_dropped_at_thread_exit<V: Send + 'static>(
+    values: impl Fn() -> V + Send + 'static,
+) -> Shutdown {
+    let scope = Shutdown::new();
+    let spawner = scope.clone();
+    std::thread::spawn(move || {
+        KEPT_RUNTIME.with(|_| ());
+        // sundown's thread-locals come after: destroyed before the runtime.
+        assert!(Shutdown::try_current().is_none());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..5 {
+                let value = values();
+                spawner.spawn(async move {
+                    let _value = value;
+                    std::future::pending::<()>().await;
+                });
+            }
+            settle().await;
+        });
+        KEPT_RUNTIME.with(|k| *k.borrow_mut() = Some(rt));
+    })
+    .join()
+    .unwrap();
+    scope
+}
+
+/// Asking for the ambient scope while the thread's thread-locals are destroyed found
+/// none by reading one with `with`, which panics then (and a panic there aborts).
+#[test]
+fn a_task_dropped_at_thread_exit_can_ask_for_its_scope_and_ends_counted() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let looks = Arc::clone(&seen);
+        let scope =
+            tasks_of_a_runtime_dropped_at_thread_exit(move || LooksOnDrop(Arc::clone(&looks)));
+        println!("SEEN {:?}", seen.lock().unwrap());
+        println!("STATS {:?} {}", counts(&scope.stats()), scope.tasks().len());
+        return;
+    }
+    let (status, out, err) =
+        in_child("a_task_dropped_at_thread_exit_can_ask_for_its_scope_and_ends_counted");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The stack is gone by then: no scope is ambient (documented), but asking is fine.
+    assert!(
+        out.contains("SEEN [false, false, false, false, false]"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("STATS (0, 0, 5, 0) 0"), "{out}\n{err}");
+}
+
+/// The tasks' values panic as they are dropped at thread exit: each task is a failure,
+/// as when it is aborted on a live thread. With the context stack gone, the guard was
+/// dropped before the future (counted cancelled) and the panic counted nowhere.
+#[test]
+fn a_task_whose_drop_panics_at_thread_exit_is_a_failure() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        let scope = tasks_of_a_runtime_dropped_at_thread_exit(|| PanicsOnDrop("dropped at exit"));
+        println!("STATS {:?} {}", counts(&scope.stats()), scope.tasks().len());
+        return;
+    }
+    let (status, out, err) = in_child("a_task_whose_drop_panics_at_thread_exit_is_a_failure");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    // (completed, failed, cancelled, running), live entries.
+    assert!(out.contains("STATS (0, 5, 0, 0) 0"), "{out}\n{err}");
+}
+
+/// A pending `enter` future kept in a thread-local, dropped after the stack: its value
+/// asks for the scope as it goes; the process must not abort.
+#[test]
+fn an_entered_future_dropped_at_thread_exit_does_not_abort() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let looks = LooksOnDrop(Arc::clone(&seen));
+        let scope = Shutdown::new();
+        std::thread::spawn(move || {
+            KEPT_FUTURE.with(|_| ());
+            assert!(Shutdown::try_current().is_none());
+            let mut entered: Pin<Box<dyn Future<Output = ()>>> =
+                Box::pin(scope.enter(async move {
+                    let _looks = looks;
+                    std::future::pending::<()>().await;
+                }));
+            let waker = std::task::Waker::noop();
+            let polled = entered.as_mut().poll(&mut Context::from_waker(waker));
+            assert!(polled.is_pending());
+            KEPT_FUTURE.with(|k| *k.borrow_mut() = Some(entered));
+        })
+        .join()
+        .unwrap();
+        println!("SEEN {:?}", seen.lock().unwrap());
+        return;
+    }
+    let (status, out, err) = in_child("an_entered_future_dropped_at_thread_exit_does_not_abort");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(out.contains("SEEN [false]"), "{out}\n{err}");
+}

@@ -110,7 +110,12 @@ fn look_up<T>(
     if found.is_some() {
         return found;
     }
-    let found = BLOCKING_AMBIENT.with(|b| b.borrow().as_ref().map(blocking));
+    // `try_with` throughout: a value dropped as its thread exits (a runtime kept in a
+    // thread-local) may look after these thread-locals are gone; it then finds none.
+    let found = BLOCKING_AMBIENT
+        .try_with(|b| b.borrow().as_ref().map(blocking))
+        .ok()
+        .flatten();
     if found.is_some() {
         return found;
     }
@@ -223,11 +228,12 @@ pin_project_lite::pin_project! {
             // spawns in its `Drop`) runs inside its scope: installed for it, taken back
             // after it (also when it panics), and the context (a task's guard: its
             // entry goes after its future) dropped last.
+            let mut held = local.take();
             let installed = CURRENT
-                .try_with(|c| c.borrow_mut().push(local.take()))
+                .try_with(|c| c.borrow_mut().push(held.take()))
                 .is_ok();
             let _uninstall = Uninstall { installed };
-            if let Err(payload) = drop_in_context(stage) {
+            if let Err(payload) = drop_in_context(stage, held) {
                 std::panic::resume_unwind(payload);
             }
         }
@@ -257,15 +263,25 @@ pin_project_lite::pin_project! {
 /// its task's failure, as one in its poll is (the output it returned, or its being
 /// cancelled, does not count then). The panic is returned, for the caller to send on
 /// to tokio once the context is off the stack.
+///
+/// `held`: the context when it could not be installed (its thread is exiting and the
+/// stack is gone): the future is still dropped before it, and a panic is still counted
+/// on its guard, now held here instead of found on the stack.
 fn drop_in_context<F>(
     mut stage: std::pin::Pin<&mut Stage<F>>,
+    mut held: Option<Local>,
 ) -> Result<(), Box<dyn std::any::Any + Send>> {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         stage.set(Stage::Done);
     }));
     if let Err(payload) = &dropped {
-        own_guard_panicked(&**payload);
+        match &mut held {
+            Some(Local::Owner(guard)) => guard.panicked(&**payload),
+            Some(Local::View(_)) => {}
+            None => own_guard_panicked(&**payload),
+        }
     }
+    drop(held);
     dropped
 }
 
@@ -311,7 +327,8 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
                 // Dropped here, inside its context, as the wrapper's drop would have;
                 // the context then goes instead of being put back (a tracked task's
                 // entry goes here).
-                let dropped = drop_in_context(stage);
+                let held = if installed.pushed { None } else { local.take() };
+                let dropped = drop_in_context(stage, held);
                 drop(installed.take_off());
                 if let Err(payload) = dropped {
                     std::panic::resume_unwind(payload);
@@ -513,7 +530,10 @@ pub(crate) struct BlockingAmbientGuard {
 
 impl BlockingAmbientGuard {
     pub(crate) fn enter(ambient: Ambient) -> Self {
-        let previous = BLOCKING_AMBIENT.with(|b| b.borrow_mut().replace(ambient));
+        let previous = BLOCKING_AMBIENT
+            .try_with(|b| b.borrow_mut().replace(ambient))
+            .ok()
+            .flatten();
         BlockingAmbientGuard { previous }
     }
 }
@@ -521,6 +541,6 @@ impl BlockingAmbientGuard {
 impl Drop for BlockingAmbientGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        BLOCKING_AMBIENT.with(|b| *b.borrow_mut() = previous);
+        let _ = BLOCKING_AMBIENT.try_with(|b| *b.borrow_mut() = previous);
     }
 }

@@ -233,7 +233,12 @@ pin_project_lite::pin_project! {
                 .try_with(|c| c.borrow_mut().push(held.take()))
                 .is_ok();
             let _uninstall = Uninstall { installed };
-            if let Err(payload) = drop_in_context(stage, held) {
+            let dropped = if installed {
+                drop_in_context(stage)
+            } else {
+                drop_without_stack(stage, held)
+            };
+            if let Err(payload) = dropped {
                 std::panic::resume_unwind(payload);
             }
         }
@@ -263,23 +268,31 @@ pin_project_lite::pin_project! {
 /// its task's failure, as one in its poll is (the output it returned, or its being
 /// cancelled, does not count then). The panic is returned, for the caller to send on
 /// to tokio once the context is off the stack.
-///
-/// `held`: the context when it could not be installed (its thread is exiting and the
-/// stack is gone): the future is still dropped before it, and a panic is still counted
-/// on its guard, now held here instead of found on the stack.
 fn drop_in_context<F>(
+    mut stage: std::pin::Pin<&mut Stage<F>>,
+) -> Result<(), Box<dyn std::any::Any + Send>> {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stage.set(Stage::Done);
+    }));
+    if let Err(payload) = &dropped {
+        own_guard_panicked(&**payload);
+    }
+    dropped
+}
+
+/// [`drop_in_context`] for a context that could not be installed (its thread is exiting
+/// and the stack is gone): the future is still dropped before it, and a panic is still
+/// counted on its guard, held here instead of found on the stack.
+#[cold]
+fn drop_without_stack<F>(
     mut stage: std::pin::Pin<&mut Stage<F>>,
     mut held: Option<Local>,
 ) -> Result<(), Box<dyn std::any::Any + Send>> {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         stage.set(Stage::Done);
     }));
-    if let Err(payload) = &dropped {
-        match &mut held {
-            Some(Local::Owner(guard)) => guard.panicked(&**payload),
-            Some(Local::View(_)) => {}
-            None => own_guard_panicked(&**payload),
-        }
+    if let (Err(payload), Some(Local::Owner(guard))) = (&dropped, &mut held) {
+        guard.panicked(&**payload);
     }
     drop(held);
     dropped
@@ -327,8 +340,12 @@ impl<F: std::future::Future> std::future::Future for Scoped<F> {
                 // Dropped here, inside its context, as the wrapper's drop would have;
                 // the context then goes instead of being put back (a tracked task's
                 // entry goes here).
-                let held = if installed.pushed { None } else { local.take() };
-                let dropped = drop_in_context(stage, held);
+                let dropped = if installed.pushed {
+                    drop_in_context(stage)
+                } else {
+                    let held = local.take();
+                    drop_without_stack(stage, held)
+                };
                 drop(installed.take_off());
                 if let Err(payload) = dropped {
                     std::panic::resume_unwind(payload);

@@ -647,7 +647,16 @@ mod reporting_layer {
         }
     }
 
+    /// Runs `f` under a `Meddler`, one test at a time: tracing keeps its callsites'
+    /// interest and its maximum level in globals, rebuilt as each thread-local
+    /// dispatcher comes and goes, and two tests doing so at once on their threads could
+    /// leave an event of one of them filtered out (one run in about thirty lost both
+    /// failure events of one test).
     pub(super) fn with<T>(drop_unpolled_view: bool, f: impl FnOnce(Arc<AtomicUsize>) -> T) -> T {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let seen = Arc::new(AtomicUsize::new(0));
         let subscriber = tracing_subscriber::registry().with(Meddler {
             drop_unpolled_view,

@@ -55,7 +55,7 @@ const BENCH: Config = Config {
     cancel_tasks: 100_000,
     memory_tasks: 200_000,
     suspensions: 1_000_000,
-    rounds: 101,
+    rounds: 201,
     warmup_rounds: 1,
     memory_runs: 7,
     judge: true,
@@ -802,7 +802,7 @@ fn bench_scaling(config: Config) {
     };
     let batch = if config.judge { 10_000 } else { 100 };
     let batches = if config.judge { 5 } else { 1 };
-    let rounds = if config.judge { 21 } else { 1 };
+    let rounds = if config.judge { 41 } else { 1 };
     println!(
         "   {rounds} rounds, each timing {batches} batches of {batch} (let go between batches) \
          for every size and both variants, all interleaved; medians"

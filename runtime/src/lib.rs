@@ -55,8 +55,8 @@
 //! ## Features
 //! - `systemd`: `READY=1`, `STOPPING=1` and `WATCHDOG=1` to systemd when
 //!   `NOTIFY_SOCKET` is set.
-//! - `tracing`: with a subscriber installed, sundown's lines and the shutdown report are
-//!   `tracing` events (target `sundown`) instead of stderr lines.
+//! - `tracing`: on a thread whose dispatcher has a subscriber, sundown's lines and the
+//!   shutdown report are `tracing` events (target `sundown`) instead of stderr lines.
 //! - `tower`: the `sundown::http` module, HTTP requests as tracked units of the scope (a
 //!   `tower` `Layer`) and a readiness service for load balancers.
 //! - `taskdump` (needs `RUSTFLAGS="--cfg tokio_unstable"`, Linux): the straggler report
@@ -356,6 +356,9 @@ pub mod __private {
         CancelSite, CancellableReturn, Cancellation, Race, TokenChoice, TokenSource, Watcher,
         assert_cancellable, precheck, race,
     };
+    /// Waits (bounded) for sundown's queued stderr lines to be written: a test's child
+    /// process that ends without the process runner calls it before it exits.
+    pub use crate::output::flush as flush_output;
     pub use crate::output::report as emit_report;
     pub use crate::probe::{
         ArgumentProbe, Classify, FnOutput, NotATask, OutputProbe, ViaAnyOutput, ViaDebug,

@@ -94,7 +94,7 @@ pub(crate) fn stderr(text: &str) {
 }
 
 /// Waits up to `bound` for the queued lines to be written.
-pub(crate) fn flush(bound: Duration) {
+pub fn flush(bound: Duration) {
     let Some(tx) = writer() else { return };
     let deadline = Instant::now() + bound;
     let done = Arc::new(Mailbox::new(1));
@@ -153,14 +153,19 @@ pub(crate) fn report_as_events(r: &Report) -> bool {
     false
 }
 
-/// With the `tracing` feature and a subscriber installed, each line is a structured
-/// event with target `sundown` instead.
+/// With the `tracing` feature, on a thread whose dispatcher has a subscriber, each line
+/// is a structured event with target `sundown` instead.
 #[cfg(feature = "tracing")]
 mod events {
     use crate::report::{DroppedCleanup, Failure, Report};
 
+    /// Whether this thread's events reach a subscriber. Not whether one was ever set
+    /// anywhere: one installed for another thread only (`with_default`, as tests do)
+    /// does not hear this thread, and a line sent to it here was said nowhere. (Inside
+    /// a subscriber's own callback this thread has none either: the line goes to stderr
+    /// rather than into an event tracing would drop.)
     pub(super) fn on() -> bool {
-        tracing::dispatcher::has_been_set()
+        tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
     }
 
     pub(super) fn line(text: &str) {

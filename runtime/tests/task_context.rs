@@ -647,16 +647,8 @@ mod reporting_layer {
         }
     }
 
-    /// Runs `f` under a `Meddler`, one test at a time: tracing keeps its callsites'
-    /// interest and its maximum level in globals, rebuilt as each thread-local
-    /// dispatcher comes and goes, and two tests doing so at once on their threads could
-    /// leave an event of one of them filtered out (one run in about thirty lost both
-    /// failure events of one test).
+    /// Runs `f` with a `Meddler` installed for this thread only.
     pub(super) fn with<T>(drop_unpolled_view: bool, f: impl FnOnce(Arc<AtomicUsize>) -> T) -> T {
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let seen = Arc::new(AtomicUsize::new(0));
         let subscriber = tracing_subscriber::registry().with(Meddler {
             drop_unpolled_view,
@@ -700,6 +692,68 @@ fn failing_tasks_under_a_meddling_subscriber(drop_unpolled_view: bool) {
             assert_eq!(report.failure_count(), 2, "{report}");
         });
     });
+}
+
+/// Panics a tracked task on a current-thread runtime of this thread and waits for it.
+fn a_task_panics_here(message: &'static str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let scope = Shutdown::new();
+        let h = scope.spawn(async move { panic!("{message}") });
+        assert!(h.await.unwrap_err().is_panic());
+    });
+}
+
+/// tracing decides once, for every thread, whether an event is wanted, as the first
+/// thread to reach it asks its own subscriber. When sundown sent its lines as events on
+/// any thread once some subscriber was set anywhere, a failure on a thread with no
+/// subscriber reached the event first, and it was never wanted again, on the threads
+/// with one too: the meddling tests, run beside the others of this file, lost both
+/// their failure events about one run in thirty. Made to happen here, in a fresh
+/// process, in that order; only a thread with a subscriber now sends events.
+#[test]
+fn a_failure_event_first_reached_on_a_thread_with_no_subscriber_still_reaches_one() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        reporting_layer::with(false, |seen| {
+            std::thread::spawn(|| a_task_panics_here("elsewhere"))
+                .join()
+                .unwrap();
+            a_task_panics_here("here");
+            println!("SEEN {}", seen.load(Ordering::SeqCst));
+        });
+        return;
+    }
+    let (status, out, err) =
+        in_child("a_failure_event_first_reached_on_a_thread_with_no_subscriber_still_reaches_one");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(out.contains("SEEN 1"), "{out}\n{err}");
+}
+
+/// A subscriber installed for one thread only (`with_default`, as a test does) made
+/// sundown write its lines as events on every thread, whose dispatcher has none: a
+/// failure on a thread with no subscriber was said nowhere.
+#[test]
+fn a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        reporting_layer::with(false, |_| {
+            std::thread::spawn(|| a_task_panics_here("where no subscriber listens"))
+                .join()
+                .unwrap();
+        });
+        // The line is queued for sundown's writer thread: out before the process ends.
+        sundown::__private::flush_output(Duration::from_secs(5));
+        return;
+    }
+    let (status, out, err) =
+        in_child("a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("sundown: task")
+            && l.ends_with("panicked: where no subscriber listens")),
+        "{err}"
+    );
 }
 
 #[test]

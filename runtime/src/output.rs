@@ -1,11 +1,13 @@
-//! Where sundown's lines go: `tracing` events when the `tracing` feature is on and a
-//! subscriber is installed, otherwise short lines on stderr. Writing never panics and never blocks the caller: lines go
-//! through a bounded queue to a writer thread, so a full stderr pipe (nobody reading)
-//! cannot stall the threads that keep the deadlines. A closed or full stderr loses
-//! lines, never the exit code; before exiting, the queue is flushed with a bound.
+//! Where sundown's lines go: `tracing` events when the `tracing` feature is on and the
+//! thread's dispatcher has a subscriber, otherwise short lines on stderr. Writing never
+//! panics and never blocks the caller: lines go through a bounded queue to a writer
+//! thread, so a full stderr pipe (nobody reading) cannot stall the threads that keep
+//! the deadlines. A closed or full stderr loses lines, never the exit code; before the
+//! process runner exits, and before a library `shutdown` or `join` returns, the queue is
+//! flushed with a bound.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,12 @@ fn capped(printed: &AtomicU64, what: &str) -> Option<String> {
 enum Message {
     Text(String),
     Flushed(Arc<Mailbox<()>>),
+    /// The lines queued before this one are written: said to an async waiter.
+    Written(tokio::sync::oneshot::Sender<()>),
 }
+
+/// Lines queued and not written yet: a flush with none to wait for costs one load.
+static UNWRITTEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Lines queued before further ones are dropped (and counted).
 const QUEUE: usize = 1024;
@@ -68,9 +75,13 @@ fn write_loop() {
                 }
                 let _ = err.write_all(text.as_bytes());
                 let _ = err.flush();
+                UNWRITTEN.fetch_sub(1, Ordering::AcqRel);
             }
             Message::Flushed(ack) => {
                 let _ = ack.try_send(());
+            }
+            Message::Written(ack) => {
+                let _ = ack.send(());
             }
         }
     }
@@ -88,8 +99,25 @@ pub(crate) fn stderr(text: &str) {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         return;
     };
+    UNWRITTEN.fetch_add(1, Ordering::AcqRel);
     if tx.try_send(Message::Text(text.to_owned())).is_err() {
+        UNWRITTEN.fetch_sub(1, Ordering::AcqRel);
         DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits, without blocking the thread, up to `bound` for the lines queued so far to be
+/// written: a library `shutdown` returns after its lines are out, so a program that
+/// exits right after it does not lose the failures it reported (the process runner
+/// flushes as it exits instead).
+pub(crate) async fn written(bound: Duration) {
+    if UNWRITTEN.load(Ordering::Acquire) == 0 || bound.is_zero() {
+        return;
+    }
+    let Some(tx) = writer() else { return };
+    let (ack, done) = tokio::sync::oneshot::channel();
+    if tx.try_send(Message::Written(ack)).is_ok() {
+        let _ = tokio::time::timeout(bound, done).await;
     }
 }
 

@@ -129,8 +129,16 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
     // A child shut down on its own is done with its parent; what it counted still
     // counts there.
     scope.leave_parent();
+    if !process {
+        let left = deadline.saturating_duration_since(Instant::now());
+        crate::output::written(left.min(LINES_WRITTEN_BOUND)).await;
+    }
     report
 }
+
+/// How long a library `shutdown` or `join` waits, at most and within its budget, for
+/// the lines it queued to be written before it returns.
+const LINES_WRITTEN_BOUND: Duration = Duration::from_millis(100);
 
 fn timing(step: Step, since: Instant, hit_deadline: bool) -> StepTiming {
     StepTiming {

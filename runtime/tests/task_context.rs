@@ -756,6 +756,46 @@ fn a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr() {
     );
 }
 
+/// A library `shutdown` returned while the failure line it had queued for sundown's
+/// writer thread was still unwritten, and a program that exits right after lost it.
+/// Here another thread holds stderr for the first 50 ms, so the line cannot be written
+/// before the shutdown has returned, unless it waits for it.
+#[test]
+fn a_failure_line_is_written_before_a_library_shutdown_returns() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        // No panic message of std's: this thread must not wait for stderr itself.
+        std::panic::set_hook(Box::new(|_| {}));
+        let (held, holding) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _stderr = std::io::stderr().lock();
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        holding.recv().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let scope = Shutdown::new();
+            let h = scope.spawn(async { panic!("just before the end") });
+            assert!(h.await.unwrap_err().is_panic());
+            let report = scope.shutdown(Duration::from_secs(5)).await;
+            assert_eq!(report.failure_count(), 1);
+        });
+        // As a program whose main returns: nothing else waits for the writer.
+        std::process::exit(0);
+    }
+    let (status, out, err) =
+        in_child("a_failure_line_is_written_before_a_library_shutdown_returns");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("sundown: task")
+            && l.ends_with("panicked: just before the end")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_subscriber_that_reads_the_context_during_a_failure_report_is_fine() {
     failing_tasks_under_a_meddling_subscriber(false);

@@ -7,7 +7,7 @@
 //! flushed with a bound.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,10 @@ enum Message {
 
 /// Lines queued and not written yet: a flush with none to wait for costs one load.
 static UNWRITTEN: AtomicUsize = AtomicUsize::new(0);
+/// A wait for the lines ran out, and no line has been written since (stderr is a full
+/// pipe nobody reads, say): later waits return at once, so a service whose child scopes
+/// shut down often pays the bound once per stall, not once per shutdown.
+static STALLED: AtomicBool = AtomicBool::new(false);
 
 /// Lines queued before further ones are dropped (and counted).
 const QUEUE: usize = 1024;
@@ -76,6 +80,7 @@ fn write_loop() {
                 let _ = err.write_all(text.as_bytes());
                 let _ = err.flush();
                 UNWRITTEN.fetch_sub(1, Ordering::AcqRel);
+                STALLED.store(false, Ordering::Release);
             }
             Message::Flushed(ack) => {
                 let _ = ack.try_send(());
@@ -111,13 +116,16 @@ pub(crate) fn stderr(text: &str) {
 /// exits right after it does not lose the failures it reported (the process runner
 /// flushes as it exits instead).
 pub(crate) async fn written(bound: Duration) {
-    if UNWRITTEN.load(Ordering::Acquire) == 0 || bound.is_zero() {
+    if UNWRITTEN.load(Ordering::Acquire) == 0 || bound.is_zero() || STALLED.load(Ordering::Acquire)
+    {
         return;
     }
     let Some(tx) = writer() else { return };
     let (ack, done) = tokio::sync::oneshot::channel();
-    if tx.try_send(Message::Written(ack)).is_ok() {
-        let _ = tokio::time::timeout(bound, done).await;
+    if tx.try_send(Message::Written(ack)).is_ok()
+        && tokio::time::timeout(bound, done).await.is_err()
+    {
+        STALLED.store(true, Ordering::Release);
     }
 }
 

@@ -796,6 +796,61 @@ fn a_failure_line_is_written_before_a_library_shutdown_returns() {
     );
 }
 
+/// With stderr a full pipe nobody reads, waiting for the lines before `shutdown`
+/// returns cost its 100 ms on every shutdown: a service shutting down a child scope per
+/// request with a failure in each slowed to ten a second. The wait is paid once per
+/// stall. Twenty such shutdowns here, which took two seconds.
+#[test]
+fn with_stderr_stalled_shutdowns_wait_for_their_lines_once_per_stall() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        std::panic::set_hook(Box::new(|_| {}));
+        // Fills the pipe, then stays blocked holding stderr.
+        std::thread::spawn(|| {
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &[b'.'; 1 << 20]);
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let took = rt.block_on(async {
+            let started = std::time::Instant::now();
+            for _ in 0..20 {
+                let scope = Shutdown::new();
+                let h = scope.spawn(async { panic!("stderr is full") });
+                assert!(h.await.unwrap_err().is_panic());
+                let report = scope.shutdown(Duration::from_secs(5)).await;
+                assert_eq!(report.failure_count(), 1);
+            }
+            started.elapsed()
+        });
+        println!("TOOK_MS {}", took.as_millis());
+        std::process::exit(0);
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "with_stderr_stalled_shutdowns_wait_for_their_lines_once_per_stall",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(THREAD_EXIT_CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stderr is never read; stdout is read to its end, which comes as the child exits.
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}\n{out}");
+    let took: u64 = out
+        .lines()
+        .find_map(|l| l.split("TOOK_MS ").nth(1))
+        .and_then(|ms| ms.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no TOOK_MS line in {out}"));
+    assert!(took < 1_000, "twenty shutdowns took {took} ms");
+}
+
 #[test]
 fn a_subscriber_that_reads_the_context_during_a_failure_report_is_fine() {
     failing_tasks_under_a_meddling_subscriber(false);

@@ -746,12 +746,20 @@ fn a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr() {
         sundown::__private::flush_output(Duration::from_secs(5));
         return;
     }
-    let (status, out, err) =
-        in_child("a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr");
+    child_says_it_panicked(
+        "a_failure_on_a_thread_with_no_subscriber_is_written_to_stderr",
+        "where no subscriber listens",
+    );
+}
+
+/// Runs the test `name` in a child process, which succeeds and whose stderr has
+/// sundown's failure line for a task that panicked with `message`.
+fn child_says_it_panicked(name: &str, message: &str) {
+    let (status, out, err) = in_child(name);
     assert!(status.success(), "{status}\n{out}\n{err}");
     assert!(
-        err.lines().any(|l| l.starts_with("sundown: task")
-            && l.ends_with("panicked: where no subscriber listens")),
+        err.lines()
+            .any(|l| l.starts_with("sundown: task") && l.ends_with(&format!("panicked: {message}"))),
         "{err}"
     );
 }
@@ -786,13 +794,9 @@ fn a_failure_line_is_written_before_a_library_shutdown_returns() {
         // As a program whose main returns: nothing else waits for the writer.
         std::process::exit(0);
     }
-    let (status, out, err) =
-        in_child("a_failure_line_is_written_before_a_library_shutdown_returns");
-    assert!(status.success(), "{status}\n{out}\n{err}");
-    assert!(
-        err.lines().any(|l| l.starts_with("sundown: task")
-            && l.ends_with("panicked: just before the end")),
-        "{err}"
+    child_says_it_panicked(
+        "a_failure_line_is_written_before_a_library_shutdown_returns",
+        "just before the end",
     );
 }
 

@@ -7,8 +7,8 @@
 //! flushed with a bound.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::report::{DroppedCleanup, Failure, Report};
@@ -36,12 +36,15 @@ fn capped(printed: &AtomicU64, what: &str) -> Option<String> {
 enum Message {
     Text(String),
     Flushed(Arc<Mailbox<()>>),
-    /// The lines queued before this one are written: said to an async waiter.
-    Written(tokio::sync::oneshot::Sender<()>),
 }
 
-/// Lines queued and not written yet: a flush with none to wait for costs one load.
-static UNWRITTEN: AtomicUsize = AtomicUsize::new(0);
+/// Lines taken into the queue so far.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// Lines written so far, read without the lock (a wait with nothing to wait for costs
+/// one load), and under it with the condition variable the writer signals.
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static WRITTEN_LOCK: Mutex<()> = Mutex::new(());
+static WRITTEN_SIGNAL: Condvar = Condvar::new();
 /// A wait for the lines ran out, and no line has been written since (stderr is a full
 /// pipe nobody reads, say): later waits return at once, so a service whose child scopes
 /// shut down often pays the bound once per stall, not once per shutdown.
@@ -79,14 +82,13 @@ fn write_loop() {
                 }
                 let _ = err.write_all(text.as_bytes());
                 let _ = err.flush();
-                UNWRITTEN.fetch_sub(1, Ordering::AcqRel);
+                let _held = crate::sync::lock(&WRITTEN_LOCK);
+                WRITTEN.fetch_add(1, Ordering::AcqRel);
                 STALLED.store(false, Ordering::Release);
+                WRITTEN_SIGNAL.notify_all();
             }
             Message::Flushed(ack) => {
                 let _ = ack.try_send(());
-            }
-            Message::Written(ack) => {
-                let _ = ack.send(());
             }
         }
     }
@@ -104,26 +106,35 @@ pub(crate) fn stderr(text: &str) {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         return;
     };
-    UNWRITTEN.fetch_add(1, Ordering::AcqRel);
-    if tx.try_send(Message::Text(text.to_owned())).is_err() {
-        UNWRITTEN.fetch_sub(1, Ordering::AcqRel);
+    if tx.try_send(Message::Text(text.to_owned())).is_ok() {
+        TAKEN.fetch_add(1, Ordering::AcqRel);
+    } else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Waits, without blocking the thread, up to `bound` for the lines queued so far to be
-/// written: a library `shutdown` returns after its lines are out, so a program that
-/// exits right after it does not lose the failures it reported (the process runner
-/// flushes as it exits instead).
-pub(crate) async fn written(bound: Duration) {
-    if UNWRITTEN.load(Ordering::Acquire) == 0 || bound.is_zero() || STALLED.load(Ordering::Acquire)
+/// Waits up to `bound` for the lines queued so far to be written: a library
+/// `shutdown` returns after its lines are out, so a program that exits right after it
+/// does not lose the failures it reported (the process runner flushes as it exits).
+///
+/// It blocks the calling thread, on the system clock: a writer that keeps up takes
+/// microseconds, and a stalled one costs `bound` once per stall. Not a tokio timer,
+/// which a paused test clock would jump to (moving the test's time, and its verdict)
+/// and which a thread blocked on the shutdown, or a runtime already shut down, cannot
+/// drive; and no message on the queue, which concurrent waiters would fill.
+pub(crate) fn written(bound: Duration) {
+    let target = TAKEN.load(Ordering::Acquire);
+    if WRITTEN.load(Ordering::Acquire) >= target
+        || bound.is_zero()
+        || STALLED.load(Ordering::Acquire)
     {
         return;
     }
-    let Some(tx) = writer() else { return };
-    let (ack, done) = tokio::sync::oneshot::channel();
-    if tx.try_send(Message::Written(ack)).is_ok()
-        && tokio::time::timeout(bound, done).await.is_err()
+    let held = crate::sync::lock(&WRITTEN_LOCK);
+    let waited = WRITTEN_SIGNAL
+        .wait_timeout_while(held, bound, |_| WRITTEN.load(Ordering::Acquire) < target);
+    if waited.is_ok_and(|(_, timeout)| timeout.timed_out())
+        && WRITTEN.load(Ordering::Acquire) < target
     {
         STALLED.store(true, Ordering::Release);
     }
@@ -197,9 +208,7 @@ mod events {
 
     /// Whether this thread's events reach a subscriber. Not whether one was ever set
     /// anywhere: one installed for another thread only (`with_default`, as tests do)
-    /// does not hear this thread, and a line sent to it here was said nowhere. (Inside
-    /// a subscriber's own callback this thread has none either: the line goes to stderr
-    /// rather than into an event tracing would drop.)
+    /// does not hear this thread, and a line sent to it here was said nowhere.
     pub(super) fn on() -> bool {
         tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
     }

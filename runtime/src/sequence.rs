@@ -131,7 +131,7 @@ pub(crate) async fn run(scope: &Shutdown, budget: Duration, mode: Mode) -> Repor
     scope.leave_parent();
     if !process {
         let left = deadline.saturating_duration_since(Instant::now());
-        crate::output::written(left.min(LINES_WRITTEN_BOUND)).await;
+        crate::output::written(left.min(LINES_WRITTEN_BOUND));
     }
     report
 }

@@ -800,6 +800,50 @@ fn a_failure_line_is_written_before_a_library_shutdown_returns() {
     );
 }
 
+/// The wait for the lines at the end of a library `shutdown` was first a tokio timer: a
+/// paused test clock, idle while the writer thread wrote, jumped to it, so a test's
+/// time moved by 100 ms in about a third of its shutdowns (and what it saw next moved
+/// with it). It is now a wait on the system clock, which the test clock never sees.
+#[test]
+fn waiting_for_the_lines_does_not_move_a_paused_clock() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        // No panic message of std's: the writer thread's line is the only write.
+        std::panic::set_hook(Box::new(|_| {}));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let moved = rt.block_on(async {
+            let mut moved = 0;
+            for _ in 0..40 {
+                let scope = Shutdown::new();
+                let s = scope.clone();
+                scope.spawn(async move {
+                    s.requested().await;
+                    panic!("as it is cancelled")
+                });
+                tokio::task::yield_now().await;
+                let before = tokio::time::Instant::now();
+                let report = scope.shutdown(Duration::from_secs(5)).await;
+                assert_eq!(report.failure_count(), 1);
+                if tokio::time::Instant::now() > before {
+                    moved += 1;
+                }
+            }
+            moved
+        });
+        println!("MOVED {moved}");
+        return;
+    }
+    let (status, out, err) = in_child("waiting_for_the_lines_does_not_move_a_paused_clock");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(
+        out.contains("MOVED 0"),
+        "shutdowns that moved the paused clock: {out}"
+    );
+}
+
 /// With stderr a full pipe nobody reads, waiting for the lines before `shutdown`
 /// returns cost its 100 ms on every shutdown: a service shutting down a child scope per
 /// request with a failure in each slowed to ten a second. The wait is paid once per

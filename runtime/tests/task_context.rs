@@ -844,6 +844,76 @@ fn waiting_for_the_lines_does_not_move_a_paused_clock() {
     );
 }
 
+/// Drives `f` on this thread, parking it between polls (as `futures`' `block_on`).
+fn park_block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// When the wait for the lines was a tokio timer, a shutdown run by a thread-parking
+/// executor in a `Drop` during runtime teardown, with lines pending that the writer
+/// could not write, hung: nothing drove the timer. Here stderr is held by another
+/// thread for the child's whole life, and a watchdog ends a child that hangs.
+#[test]
+fn a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled() {
+    if std::env::var(THREAD_EXIT_CHILD).is_ok() {
+        let (held, holding) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _stderr = std::io::stderr().lock();
+            held.send(()).unwrap();
+            std::thread::park();
+        });
+        holding.recv().unwrap();
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(10));
+            println!("HUNG");
+            std::process::exit(3);
+        });
+        struct ShutdownOnDrop(Shutdown);
+        impl Drop for ShutdownOnDrop {
+            fn drop(&mut self) {
+                let report = park_block_on(self.0.shutdown(Duration::from_secs(1)));
+                println!("ENDED {}", report.exit_code());
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A line the writer cannot write: a failure outside the scope being dropped.
+        rt.block_on(async {
+            let other = Shutdown::new();
+            let h = other.spawn(async { panic!("pending line") });
+            assert!(h.await.unwrap_err().is_panic());
+        });
+        let guard = ShutdownOnDrop(Shutdown::new());
+        rt.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        rt.block_on(tokio::task::yield_now());
+        drop(rt);
+        std::process::exit(0);
+    }
+    let (status, out, _) =
+        in_child("a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled");
+    assert!(status.success(), "{status}\n{out}");
+    assert!(out.contains("ENDED 0"), "{out}");
+}
+
 /// With stderr a full pipe nobody reads, waiting for the lines before `shutdown`
 /// returns cost its 100 ms on every shutdown: a service shutting down a child scope per
 /// request with a failure in each slowed to ten a second. The wait is paid once per

@@ -106,9 +106,12 @@ pub(crate) fn stderr(text: &str) {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         return;
     };
-    if tx.try_send(Message::Text(text.to_owned())).is_ok() {
-        TAKEN.fetch_add(1, Ordering::AcqRel);
-    } else {
+    // Counted before it is queued: counted after, a line of another thread queued just
+    // ahead of it could be written first, and a wait that counted only this one would
+    // take that write for its own.
+    TAKEN.fetch_add(1, Ordering::AcqRel);
+    if tx.try_send(Message::Text(text.to_owned())).is_err() {
+        TAKEN.fetch_sub(1, Ordering::AcqRel);
         DROPPED.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -725,10 +725,17 @@ fn a_failure_event_first_reached_on_a_thread_with_no_subscriber_still_reaches_on
         });
         return;
     }
-    let (status, out, err) =
-        in_child("a_failure_event_first_reached_on_a_thread_with_no_subscriber_still_reaches_one");
+    child_prints(
+        "a_failure_event_first_reached_on_a_thread_with_no_subscriber_still_reaches_one",
+        "SEEN 1",
+    );
+}
+
+/// Runs the test `name` in a child process, which succeeds and prints `expected`.
+fn child_prints(name: &str, expected: &str) {
+    let (status, out, err) = in_child(name);
     assert!(status.success(), "{status}\n{out}\n{err}");
-    assert!(out.contains("SEEN 1"), "{out}\n{err}");
+    assert!(out.contains(expected), "no {expected:?} in:\n{out}\n{err}");
 }
 
 /// A subscriber installed for one thread only (`with_default`, as a test does) made
@@ -836,11 +843,10 @@ fn waiting_for_the_lines_does_not_move_a_paused_clock() {
         println!("MOVED {moved}");
         return;
     }
-    let (status, out, err) = in_child("waiting_for_the_lines_does_not_move_a_paused_clock");
-    assert!(status.success(), "{status}\n{out}\n{err}");
-    assert!(
-        out.contains("MOVED 0"),
-        "shutdowns that moved the paused clock: {out}"
+    // How many shutdowns moved the paused clock: none.
+    child_prints(
+        "waiting_for_the_lines_does_not_move_a_paused_clock",
+        "MOVED 0",
     );
 }
 
@@ -908,10 +914,10 @@ fn a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled() {
         drop(rt);
         std::process::exit(0);
     }
-    let (status, out, _) =
-        in_child("a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled");
-    assert!(status.success(), "{status}\n{out}");
-    assert!(out.contains("ENDED 0"), "{out}");
+    child_prints(
+        "a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled",
+        "ENDED 0",
+    );
 }
 
 /// With stderr a full pipe nobody reads, waiting for the lines before `shutdown`

@@ -49,6 +49,11 @@ pub(crate) struct SpawnRewriter<'a> {
     enclosing: String,
     /// Where a spawn sits in a macro's input that the rewrite cannot parse.
     hidden_spawns: Vec<Span>,
+    /// The closures and functions named `spawn` or `spawn_blocking` that the function's
+    /// own code defines, by block, innermost last: a call of one is the user's own (a
+    /// spawn inside it is rewritten where it is written), never tokio's function, so it
+    /// is left as written, without the warning for a spawn that cannot be proven.
+    local_callees: Vec<Vec<String>>,
 }
 
 impl<'a> SpawnRewriter<'a> {
@@ -57,6 +62,7 @@ impl<'a> SpawnRewriter<'a> {
             krate,
             enclosing,
             hidden_spawns: Vec::new(),
+            local_callees: Vec::new(),
         }
     }
 
@@ -74,6 +80,9 @@ impl<'a> SpawnRewriter<'a> {
         detached: bool,
         declared: Option<&Type>,
     ) {
+        if matches!(site, SpawnSite::Unproven(_)) && self.calls_a_local_callee(expr) {
+            return;
+        }
         let in_parentheses = matches!(site, SpawnSite::Unproven(_) | SpawnSite::Method);
         let replacement = match (&*expr, site) {
             (Expr::Call(call), SpawnSite::Tokio(kind, ascribed)) => {
@@ -360,6 +369,55 @@ impl<'a> SpawnRewriter<'a> {
 }
 
 impl SpawnRewriter<'_> {
+    /// Whether `expr` calls, by its bare name, a closure or function the function's own
+    /// code defines in a block that encloses it.
+    fn calls_a_local_callee(&self, expr: &Expr) -> bool {
+        let Expr::Call(call) = expr else {
+            return false;
+        };
+        let Expr::Path(path) = &*call.func else {
+            return false;
+        };
+        let Some(name) = path.path.get_ident().map(ToString::to_string) else {
+            return false;
+        };
+        self.local_callees
+            .iter()
+            .flatten()
+            .any(|local| *local == name)
+    }
+
+    /// `let spawn = |..| ..;`: walks the closure, then notes the name, which is in scope
+    /// from the next statement on (in its own initializer, `spawn` is still the outer
+    /// one). False when `stmt` is not such a binding.
+    fn local_closure(&mut self, stmt: &mut Stmt) -> bool {
+        let Stmt::Local(local) = stmt else {
+            return false;
+        };
+        let mut pat = &local.pat;
+        while let Pat::Type(typed) = pat {
+            pat = &typed.pat;
+        }
+        let Pat::Ident(binding) = pat else {
+            return false;
+        };
+        let name = binding.ident.to_string();
+        let Some(init) = &mut local.init else {
+            return false;
+        };
+        if !is_spawn_like(&binding.ident) || !matches!(&*init.expr, Expr::Closure(_)) {
+            return false;
+        }
+        walk::visit_expr(self, &mut init.expr);
+        if let Some((_, diverge)) = &mut init.diverge {
+            walk::visit_expr(self, diverge);
+        }
+        if let Some(scope) = self.local_callees.last_mut() {
+            scope.push(name);
+        }
+        true
+    }
+
     /// Rewrites the tracked-spawn calls of `block`.
     pub(crate) fn visit_block(&mut self, block: &mut Block) {
         walk::visit_block(self, block);
@@ -388,8 +446,35 @@ impl SpawnRewriter<'_> {
     }
 }
 
+/// Whether `name` is one a spawn call ends in.
+fn is_spawn_like(name: &syn::Ident) -> bool {
+    name == "spawn" || name == "spawn_blocking"
+}
+
 impl Visitor for SpawnRewriter<'_> {
+    fn enter_block(&mut self, block: &Block) {
+        // A function item is in scope in its whole block, before it too.
+        let functions = block
+            .stmts
+            .iter()
+            .filter_map(|stmt| match stmt {
+                Stmt::Item(syn::Item::Fn(f)) if is_spawn_like(&f.sig.ident) => {
+                    Some(f.sig.ident.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        self.local_callees.push(functions);
+    }
+
+    fn leave_block(&mut self) {
+        self.local_callees.pop();
+    }
+
     fn stmt(&mut self, stmt: &mut Stmt) -> bool {
+        if self.local_closure(stmt) {
+            return true;
+        }
         if binds_a_function(stmt) {
             // `let f = tokio::spawn;`: a function value whose argument type is only
             // known where it is called; left as written (and untracked), like a
@@ -1161,6 +1246,36 @@ mod tests {
         let expected: Vec<(String, bool)> =
             expected.iter().map(|&(n, d)| (n.to_owned(), d)).collect();
         assert_eq!(detached, expected);
+    }
+
+    /// A closure or function named `spawn` that the function defines is the user's own:
+    /// its calls are left as written (no proof, no warning), in the blocks where it is
+    /// in scope only; in its own initializer, and outside its block, `spawn` is the
+    /// outer one, which the proof still decides.
+    #[test]
+    fn a_local_closure_or_function_named_spawn_is_called_as_written() {
+        let spawns = tracked_spawns(parse_quote! {
+            async fn main() {
+                let spawn = |f| spawn(f);
+                spawn(first);
+                {
+                    fn spawn_blocking(n: u32) -> u32 { n }
+                    spawn_blocking(second);
+                    let spawn_blocking = |n: u32| n;
+                    spawn_blocking(third);
+                }
+                spawn_blocking(fourth);
+            }
+        });
+        assert_eq!(
+            spawns,
+            [
+                // In the closure's own initializer: the outer `spawn`.
+                ("f".to_owned(), false, false),
+                // Outside the block that defined the local ones.
+                ("fourth".to_owned(), true, true),
+            ]
+        );
     }
 
     #[test]

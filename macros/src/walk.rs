@@ -38,6 +38,12 @@ pub(crate) trait Visitor {
     /// ...and comes back out of it.
     fn leave_async(&mut self) {}
 
+    /// A block's statements are about to be walked...
+    fn enter_block(&mut self, _block: &Block) {}
+
+    /// ...and were.
+    fn leave_block(&mut self) {}
+
     /// A macro call, whose input is tokens the walk does not see into (a visitor may
     /// parse and rewrite them).
     fn macro_call(&mut self, _mac: &mut Macro) {}
@@ -63,9 +69,11 @@ pub(crate) fn visit_verbatim<V: Visitor + ?Sized>(v: &mut V, tokens: &mut TokenS
 
 /// Walks the statements of `block`.
 pub(crate) fn visit_block<V: Visitor + ?Sized>(v: &mut V, block: &mut Block) {
+    v.enter_block(block);
     for stmt in &mut block.stmts {
         visit_stmt(v, stmt);
     }
+    v.leave_block();
 }
 
 /// Walks `expr`'s parts, then hands `expr` itself to the visitor.

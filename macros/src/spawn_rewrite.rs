@@ -49,11 +49,13 @@ pub(crate) struct SpawnRewriter<'a> {
     enclosing: String,
     /// Where a spawn sits in a macro's input that the rewrite cannot parse.
     hidden_spawns: Vec<Span>,
-    /// The closures and functions named `spawn` or `spawn_blocking` that the function's
-    /// own code defines, by block, innermost last: a call of one is the user's own (a
-    /// spawn inside it is rewritten where it is written), never tokio's function, so it
-    /// is left as written, without the warning for a spawn that cannot be proven.
-    local_callees: Vec<Vec<String>>,
+    /// The bindings named `spawn` or `spawn_blocking` that the function's own code
+    /// makes, by block, innermost and latest last, each with whether it is a closure or
+    /// a function: a call of one is the user's own (a spawn inside it is rewritten where
+    /// it is written), never tokio's function, so it is left as written, without the
+    /// warning for a spawn that cannot be proven. A later binding of another kind
+    /// (`let spawn = tokio::spawn;`) shadows it.
+    local_callees: Vec<Vec<(String, bool)>>,
 }
 
 impl<'a> SpawnRewriter<'a> {
@@ -383,8 +385,10 @@ impl SpawnRewriter<'_> {
         };
         self.local_callees
             .iter()
-            .flatten()
-            .any(|local| *local == name)
+            .rev()
+            .flat_map(|scope| scope.iter().rev())
+            .find(|(local, _)| *local == name)
+            .is_some_and(|&(_, own)| own)
     }
 
     /// `let spawn = |..| ..;`: walks the closure, then notes the name, which is in scope
@@ -401,21 +405,23 @@ impl SpawnRewriter<'_> {
         let Pat::Ident(binding) = pat else {
             return false;
         };
+        if !is_spawn_like(&binding.ident) {
+            return false;
+        }
         let name = binding.ident.to_string();
-        let Some(init) = &mut local.init else {
-            return false;
-        };
-        if !is_spawn_like(&binding.ident) || !matches!(&*init.expr, Expr::Closure(_)) {
-            return false;
+        let closure = matches!(&local.init, Some(init) if matches!(&*init.expr, Expr::Closure(_)));
+        if let Some(init) = local.init.as_mut().filter(|_| closure) {
+            walk::visit_expr(self, &mut init.expr);
+            if let Some((_, diverge)) = &mut init.diverge {
+                walk::visit_expr(self, diverge);
+            }
         }
-        walk::visit_expr(self, &mut init.expr);
-        if let Some((_, diverge)) = &mut init.diverge {
-            walk::visit_expr(self, diverge);
-        }
+        // Any other binding of the name shadows a closure noted before (its own
+        // initializer is walked as usual, where the name is still the outer one).
         if let Some(scope) = self.local_callees.last_mut() {
-            scope.push(name);
+            scope.push((name, closure));
         }
-        true
+        closure
     }
 
     /// Rewrites the tracked-spawn calls of `block`.
@@ -459,7 +465,7 @@ impl Visitor for SpawnRewriter<'_> {
             .iter()
             .filter_map(|stmt| match stmt {
                 Stmt::Item(syn::Item::Fn(f)) if is_spawn_like(&f.sig.ident) => {
-                    Some(f.sig.ident.to_string())
+                    Some((f.sig.ident.to_string(), true))
                 }
                 _ => None,
             })
@@ -1250,8 +1256,8 @@ mod tests {
 
     /// A closure or function named `spawn` that the function defines is the user's own:
     /// its calls are left as written (no proof, no warning), in the blocks where it is
-    /// in scope only; in its own initializer, and outside its block, `spawn` is the
-    /// outer one, which the proof still decides.
+    /// in scope only; in its own initializer, outside its block, and once another
+    /// binding shadows it, `spawn` is another one, which the proof still decides.
     #[test]
     fn a_local_closure_or_function_named_spawn_is_called_as_written() {
         let spawns = tracked_spawns(parse_quote! {
@@ -1265,6 +1271,8 @@ mod tests {
                     spawn_blocking(third);
                 }
                 spawn_blocking(fourth);
+                let spawn = tokio::spawn;
+                spawn(fifth);
             }
         });
         assert_eq!(
@@ -1274,6 +1282,8 @@ mod tests {
                 ("f".to_owned(), false, false),
                 // Outside the block that defined the local ones.
                 ("fourth".to_owned(), true, true),
+                // A later binding of another kind shadows the closure.
+                ("fifth".to_owned(), true, false),
             ]
         );
     }

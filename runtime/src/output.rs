@@ -8,8 +8,8 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::report::{DroppedCleanup, Failure, Report};
 use crate::sync::Mailbox;
@@ -33,11 +33,6 @@ fn capped(printed: &AtomicU64, what: &str) -> Option<String> {
     }
 }
 
-enum Message {
-    Text(String),
-    Flushed(Arc<Mailbox<()>>),
-}
-
 /// Lines taken into the queue so far.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 /// Lines written so far, read without the lock (a wait with nothing to wait for costs
@@ -54,10 +49,10 @@ static STALLED: AtomicBool = AtomicBool::new(false);
 const QUEUE: usize = 1024;
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-static QUEUED: Mailbox<Message> = Mailbox::new(QUEUE);
+static QUEUED: Mailbox<String> = Mailbox::new(QUEUE);
 
 /// The queue to the writer thread, started on first use; `None` if it could not start.
-fn writer() -> Option<&'static Mailbox<Message>> {
+fn writer() -> Option<&'static Mailbox<String>> {
     static STARTED: OnceLock<bool> = OnceLock::new();
     let started = *STARTED.get_or_init(|| {
         std::thread::Builder::new()
@@ -69,28 +64,22 @@ fn writer() -> Option<&'static Mailbox<Message>> {
 }
 
 fn write_loop() {
-    while let Some(msg) = QUEUED.recv(None) {
-        match msg {
-            Message::Text(text) => {
-                let mut err = std::io::stderr().lock();
-                let dropped = DROPPED.swap(0, Ordering::Relaxed);
-                if dropped > 0 {
-                    let _ = writeln!(
-                        err,
-                        "sundown: ({dropped} line(s) dropped: stderr was not keeping up)"
-                    );
-                }
-                let _ = err.write_all(text.as_bytes());
-                let _ = err.flush();
-                let _held = crate::sync::lock(&WRITTEN_LOCK);
-                WRITTEN.fetch_add(1, Ordering::AcqRel);
-                STALLED.store(false, Ordering::Release);
-                WRITTEN_SIGNAL.notify_all();
-            }
-            Message::Flushed(ack) => {
-                let _ = ack.try_send(());
-            }
+    while let Some(text) = QUEUED.recv(None) {
+        let mut err = std::io::stderr().lock();
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(
+                err,
+                "sundown: ({dropped} line(s) dropped: stderr was not keeping up)"
+            );
         }
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+        drop(err);
+        let _held = crate::sync::lock(&WRITTEN_LOCK);
+        WRITTEN.fetch_add(1, Ordering::AcqRel);
+        STALLED.store(false, Ordering::Release);
+        WRITTEN_SIGNAL.notify_all();
     }
 }
 
@@ -110,46 +99,41 @@ pub(crate) fn stderr(text: &str) {
     // ahead of it could be written first, and a wait that counted only this one would
     // take that write for its own.
     TAKEN.fetch_add(1, Ordering::AcqRel);
-    if tx.try_send(Message::Text(text.to_owned())).is_err() {
+    if tx.try_send(text.to_owned()).is_err() {
         TAKEN.fetch_sub(1, Ordering::AcqRel);
         DROPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Waits up to `bound` for the lines queued so far to be written: a library
-/// `shutdown` returns after its lines are out, so a program that exits right after it
-/// does not lose the failures it reported (the process runner flushes as it exits).
+/// Waits up to `bound` for the lines queued so far to be written; whether they are.
+/// The process runner calls it as it exits, `#[sundown::test]` before its verdict.
 ///
-/// It blocks the calling thread, on the system clock: a writer that keeps up takes
-/// microseconds, and a stalled one costs `bound` once per stall. Not a tokio timer,
-/// which a paused test clock would jump to (moving the test's time, and its verdict)
-/// and which a thread blocked on the shutdown, or a runtime already shut down, cannot
-/// drive; and no message on the queue, which concurrent waiters would fill.
-pub(crate) fn written(bound: Duration) {
+/// It blocks the calling thread, on the system clock, against the counts of lines
+/// taken and written (a writer that keeps up takes microseconds; with none queued it
+/// is one load). Not a tokio timer, which a paused test clock would jump to (moving the
+/// test's time, and its verdict) and which a thread blocked on a shutdown, or a runtime
+/// already shut down, cannot drive; and no marker on the queue, which concurrent
+/// waiters would fill.
+pub fn flush(bound: Duration) -> bool {
     let target = TAKEN.load(Ordering::Acquire);
-    if WRITTEN.load(Ordering::Acquire) >= target
-        || bound.is_zero()
-        || STALLED.load(Ordering::Acquire)
-    {
-        return;
+    let out = || WRITTEN.load(Ordering::Acquire) >= target;
+    if out() || bound.is_zero() {
+        return out();
     }
     let held = crate::sync::lock(&WRITTEN_LOCK);
-    let waited = WRITTEN_SIGNAL
-        .wait_timeout_while(held, bound, |_| WRITTEN.load(Ordering::Acquire) < target);
-    if waited.is_ok_and(|(_, timeout)| timeout.timed_out())
-        && WRITTEN.load(Ordering::Acquire) < target
-    {
-        STALLED.store(true, Ordering::Release);
-    }
+    let _ = WRITTEN_SIGNAL.wait_timeout_while(held, bound, |_| !out());
+    out()
 }
 
-/// Waits up to `bound` for the queued lines to be written.
-pub fn flush(bound: Duration) {
-    let Some(tx) = writer() else { return };
-    let deadline = Instant::now() + bound;
-    let done = Arc::new(Mailbox::new(1));
-    if tx.try_send(Message::Flushed(done.clone())).is_ok() {
-        let _ = done.recv(Some(deadline));
+/// [`flush`] at the end of a library `shutdown` or `join`, so that a program that exits
+/// right after it does not lose the failures it reported. A stalled writer costs
+/// `bound` once per stall (see [`STALLED`]).
+pub(crate) fn written(bound: Duration) {
+    if bound.is_zero() || STALLED.load(Ordering::Acquire) {
+        return;
+    }
+    if !flush(bound) {
+        STALLED.store(true, Ordering::Release);
     }
 }
 

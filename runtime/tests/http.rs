@@ -117,13 +117,18 @@ async fn a_panicking_handler_is_a_failed_request_not_a_cancelled_one() {
     let call = tokio::spawn(svc.call(req("/boom")));
     assert!(call.await.is_err(), "the panic still reaches the server");
     let report = scope.shutdown(Duration::from_secs(1)).await;
+    assert_one_failed_request(&report, "GET /boom");
+    assert_eq!(report.exit_code(), 1);
+}
+
+/// The shutdown counted one request, `task`, as failed and none as cancelled.
+fn assert_one_failed_request(report: &sundown::Report, task: &str) {
     assert_eq!(
         (report.stats().failed, report.stats().cancelled),
         (1, 0),
         "{report}"
     );
-    assert_eq!(report.failures()[0].task(), "GET /boom");
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.failures()[0].task(), task, "{report}");
 }
 
 /// Panics when dropped.
@@ -159,12 +164,7 @@ async fn a_handler_that_panics_as_the_request_is_let_go_is_a_failed_request() {
         "the drop's panic reaches the server: {joined}"
     );
     let report = scope.shutdown(Duration::from_secs(1)).await;
-    assert_eq!(
-        (report.stats().failed, report.stats().cancelled),
-        (1, 0),
-        "{report}"
-    );
-    assert_eq!(report.failures()[0].task(), "GET /stuck");
+    assert_one_failed_request(&report, "GET /stuck");
     assert!(
         report.failures()[0].to_string().contains("dropped badly"),
         "{report}"

@@ -694,11 +694,18 @@ fn failing_tasks_under_a_meddling_subscriber(drop_unpolled_view: bool) {
     });
 }
 
+/// A current-thread runtime with its drivers, its clock paused or not.
+fn current_thread(paused: bool) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(paused)
+        .build()
+        .unwrap()
+}
+
 /// Panics a tracked task on a current-thread runtime of this thread and waits for it.
 fn a_task_panics_here(message: &'static str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rt = current_thread(false);
     rt.block_on(async {
         let scope = Shutdown::new();
         let h = scope.spawn(async move { panic!("{message}") });
@@ -787,10 +794,7 @@ fn a_failure_line_is_written_before_a_library_shutdown_returns() {
             std::thread::sleep(Duration::from_millis(50));
         });
         holding.recv().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread(false);
         rt.block_on(async {
             let scope = Shutdown::new();
             let h = scope.spawn(async { panic!("just before the end") });
@@ -816,11 +820,7 @@ fn waiting_for_the_lines_does_not_move_a_paused_clock() {
     if std::env::var(THREAD_EXIT_CHILD).is_ok() {
         // No panic message of std's: the writer thread's line is the only write.
         std::panic::set_hook(Box::new(|_| {}));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = current_thread(true);
         let moved = rt.block_on(async {
             let mut moved = 0;
             for _ in 0..40 {
@@ -895,10 +895,7 @@ fn a_shutdown_in_a_drop_during_runtime_teardown_ends_with_the_writer_stalled() {
                 println!("ENDED {}", report.exit_code());
             }
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread(false);
         // A line the writer cannot write: a failure outside the scope being dropped.
         rt.block_on(async {
             let other = Shutdown::new();
@@ -932,10 +929,7 @@ fn with_stderr_stalled_shutdowns_wait_for_their_lines_once_per_stall() {
         std::thread::spawn(|| {
             let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &[b'.'; 1 << 20]);
         });
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread(false);
         let took = rt.block_on(async {
             let started = std::time::Instant::now();
             for _ in 0..20 {
@@ -996,10 +990,7 @@ fn a_subscriber_that_drops_an_unpolled_enter_future_during_a_failure_report() {
 fn poll_panic_then_drop_panic_behaves_as_under_plain_tokio() {
     if std::env::var_os("ATTACK_CHILD").is_some() {
         let tracked = std::env::var("ATTACK_CHILD").unwrap() == "tracked";
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread(false);
         rt.block_on(async move {
             struct PanicsHolding(#[allow(dead_code)] PanicsOnDrop);
             impl Future for PanicsHolding {

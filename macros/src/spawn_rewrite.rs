@@ -403,6 +403,13 @@ impl SpawnRewriter<'_> {
             pat = &typed.pat;
         }
         let Pat::Ident(binding) = pat else {
+            // A pattern (`let (spawn, n) = ..;`) binds what the macro cannot see: any
+            // spawn-like name in it shadows a closure noted before.
+            let mut names = Vec::new();
+            spawn_like_bindings(pat, &mut names);
+            if let Some(scope) = self.local_callees.last_mut() {
+                scope.extend(names.into_iter().map(|name| (name, false)));
+            }
             return false;
         };
         if !is_spawn_like(&binding.ident) {
@@ -455,6 +462,32 @@ impl SpawnRewriter<'_> {
 /// Whether `name` is one a spawn call ends in.
 fn is_spawn_like(name: &syn::Ident) -> bool {
     name == "spawn" || name == "spawn_blocking"
+}
+
+/// The spawn-like names `pat` binds, anywhere in it.
+fn spawn_like_bindings(pat: &Pat, out: &mut Vec<String>) {
+    let mut each = |pats: &mut dyn Iterator<Item = &Pat>| {
+        pats.for_each(|p| spawn_like_bindings(p, out));
+    };
+    match pat {
+        Pat::Ident(binding) => {
+            if is_spawn_like(&binding.ident) {
+                out.push(binding.ident.to_string());
+            }
+            if let Some((_, sub)) = &binding.subpat {
+                spawn_like_bindings(sub, out);
+            }
+        }
+        Pat::Tuple(tuple) => each(&mut tuple.elems.iter()),
+        Pat::TupleStruct(tuple) => each(&mut tuple.elems.iter()),
+        Pat::Slice(slice) => each(&mut slice.elems.iter()),
+        Pat::Or(or) => each(&mut or.cases.iter()),
+        Pat::Struct(fields) => each(&mut fields.fields.iter().map(|f| &*f.pat)),
+        Pat::Type(typed) => spawn_like_bindings(&typed.pat, out),
+        Pat::Paren(paren) => spawn_like_bindings(&paren.pat, out),
+        Pat::Reference(reference) => spawn_like_bindings(&reference.pat, out),
+        _ => {}
+    }
 }
 
 impl Visitor for SpawnRewriter<'_> {
@@ -1273,6 +1306,10 @@ mod tests {
                 spawn_blocking(fourth);
                 let spawn = tokio::spawn;
                 spawn(fifth);
+                let spawn: fn(u32) -> u32 = move |n| n;
+                spawn(sixth);
+                let (spawn, _) = (|n: u32| n, 0);
+                spawn(seventh);
             }
         });
         assert_eq!(
@@ -1284,6 +1321,9 @@ mod tests {
                 ("fourth".to_owned(), true, true),
                 // A later binding of another kind shadows the closure.
                 ("fifth".to_owned(), true, false),
+                // A closure bound with its type is the user's own too (`sixth` is not
+                // here); one bound by a pattern is not seen, and the proof decides.
+                ("seventh".to_owned(), true, false),
             ]
         );
     }

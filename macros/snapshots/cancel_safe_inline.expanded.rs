@@ -11,53 +11,50 @@ async fn poll_feed(session: &Session) -> Result<(), Error> {
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
     let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
+        #[allow(unused_braces)]
         let __sundown_value: Result<(), Error> = {
             if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
             }
             {
-                let page = {
-                    match ::sundown::__private::race(
-                        session.get(),
-                        &mut __sundown_watch,
-                        ::core::option::Option::Some({
-                            static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
-                                ::sundown::__private::AwaitSite::new(
-                                    ::core::panic::Location::caller(),
-                                    "session.get()",
-                                );
-                            &__SUNDOWN_AWAIT
-                        }),
-                    )
-                    .await
-                    {
-                        ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
-                        ::core::result::Result::Err(__sundown_cancel) => {
-                            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-                        }
-                    }
-                }?;
+                let page = (match ::sundown::__private::race(
+                    session.get(),
+                    &mut __sundown_watch,
+                    ::core::option::Option::Some({
+                        static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
+                            ::sundown::__private::AwaitSite::new(
+                                ::core::panic::Location::caller(),
+                                "session.get()",
+                            );
+                        &__SUNDOWN_AWAIT
+                    }),
+                )
+                .await
                 {
-                    match ::sundown::__private::race(
-                        store(page),
-                        &mut __sundown_watch,
-                        ::core::option::Option::Some({
-                            static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
-                                ::sundown::__private::AwaitSite::new(
-                                    ::core::panic::Location::caller(),
-                                    "store(page)",
-                                );
-                            &__SUNDOWN_AWAIT
-                        }),
-                    )
-                    .await
-                    {
-                        ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
-                        ::core::result::Result::Err(__sundown_cancel) => {
-                            break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
-                        }
+                    ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
+                    ::core::result::Result::Err(__sundown_cancel) => {
+                        break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
                     }
-                };
+                })?;
+                (match ::sundown::__private::race(
+                    store(page),
+                    &mut __sundown_watch,
+                    ::core::option::Option::Some({
+                        static __SUNDOWN_AWAIT: ::sundown::__private::AwaitSite =
+                            ::sundown::__private::AwaitSite::new(
+                                ::core::panic::Location::caller(),
+                                "store(page)",
+                            );
+                        &__SUNDOWN_AWAIT
+                    }),
+                )
+                .await
+                {
+                    ::core::result::Result::Ok(__sundown_ready) => __sundown_ready,
+                    ::core::result::Result::Err(__sundown_cancel) => {
+                        break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
+                    }
+                });
                 Ok(())
             }
         };

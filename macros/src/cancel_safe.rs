@@ -9,7 +9,7 @@ use crate::expand_common::{
 };
 use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
-use crate::spawn_rewrite::{SpawnRewriter, block_expr, outer_attrs, respan, set_outer_attrs};
+use crate::spawn_rewrite::{SpawnRewriter, outer_attrs, paren_expr, respan, set_outer_attrs};
 use crate::walk::{self, Visitor};
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
@@ -198,6 +198,9 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
                 // The check is a statement of the block that holds the body: a body that is
                 // one diverging expression (`unimplemented!()`, `return Ok(..)`) is then
                 // not a sub-expression that diverges (clippy's `diverging_sub_expression`).
+                // The user's braces are the body's own: a one-line body is not
+                // "unnecessary braces" to them.
+                #[allow(unused_braces)]
                 let __sundown_value: #ret_once = {
                     if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
                         break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
@@ -404,7 +407,10 @@ impl Visitor for SuspensionPoints<'_> {
             site,
         );
         let attrs = outer_attrs(expr);
-        *expr = block_expr(point);
+        // In parentheses, not a block: the temporaries of `base` (`app.db()` in
+        // `app.db().lock().await.push(1)`) live to the end of the user's statement, as
+        // with a plain await, where a block's tail would drop them at its end.
+        *expr = paren_expr(point);
         set_outer_attrs(expr, attrs);
     }
 

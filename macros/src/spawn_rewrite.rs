@@ -1026,14 +1026,16 @@ pub(crate) fn outer_attrs(expr: &mut Expr) -> Vec<syn::Attribute> {
 
 /// Puts `attrs` back on a replacement made by [`block_expr`].
 pub(crate) fn set_outer_attrs(expr: &mut Expr, attrs: Vec<syn::Attribute>) {
-    if let Expr::Block(block) = expr {
-        block.attrs = attrs;
+    match expr {
+        Expr::Block(block) => block.attrs = attrs,
+        Expr::Paren(paren) => paren.attrs = attrs,
+        _ => {}
     }
 }
 
 /// `(tokens)` as an expression that replaces another: verbatim tokens in parentheses,
 /// which stay one expression wherever they are put.
-fn paren_expr(tokens: TokenStream) -> Expr {
+pub(crate) fn paren_expr(tokens: TokenStream) -> Expr {
     Expr::Paren(syn::ExprParen {
         attrs: Vec::new(),
         paren_token: token::Paren::default(),

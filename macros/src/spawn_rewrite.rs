@@ -296,6 +296,16 @@ impl<'a> SpawnRewriter<'a> {
                 Some((quote!(__sundown_index), quote!(#at))),
                 quote!(#base[__sundown_index]),
             )
+        } else if let Some((root, projected)) =
+            projected_temporary(receiver, &quote!(__sundown_receiver))
+        {
+            // `state.lock().unwrap().tasks`, `app.ctx().rt`: a field (or element) of a
+            // temporary. The temporary is bound, and the field named on it: moving the
+            // field out of a guard or a reference would not compile.
+            (
+                Some((quote!(mut __sundown_receiver), quote!(#root))),
+                projected,
+            )
         } else {
             (
                 Some((quote!(mut __sundown_receiver), quote!(#receiver))),
@@ -970,6 +980,38 @@ fn is_place(expr: &Expr) -> bool {
         Expr::Group(group) => is_place(&group.expr),
         _ => false,
     }
+}
+
+/// `expr` as places (fields, elements at a literal or a path, dereferences) of a
+/// temporary it makes first (`state.lock().unwrap().tasks`): that temporary, and `expr`
+/// with `with` in its place. `None` when `expr` is no such projection (the temporary is
+/// the whole receiver, or an index is computed and would be computed twice).
+fn projected_temporary<'a>(expr: &'a Expr, with: &TokenStream) -> Option<(&'a Expr, TokenStream)> {
+    fn inner<'a>(expr: &'a Expr, with: &TokenStream) -> Option<(&'a Expr, TokenStream)> {
+        let base = |e: &'a Expr| inner(e, with).or_else(|| Some((e, with.clone())));
+        match expr {
+            Expr::Field(field) => {
+                let (root, base) = base(&field.base)?;
+                let member = &field.member;
+                Some((root, quote!(#base.#member)))
+            }
+            Expr::Index(index) if matches!(&*index.index, Expr::Lit(_) | Expr::Path(_)) => {
+                let (root, base) = base(&index.expr)?;
+                let at = &index.index;
+                Some((root, quote!(#base[#at])))
+            }
+            Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+                let (root, base) = base(&unary.expr)?;
+                Some((root, quote!((*#base))))
+            }
+            Expr::Paren(paren) => inner(&paren.expr, with),
+            Expr::Group(group) => inner(&group.expr, with),
+            _ => None,
+        }
+    }
+    let (root, projected) = inner(expr, with)?;
+    // A root that is itself a place is not a temporary (and then `expr` was a place).
+    (!is_place(root)).then_some((root, projected))
 }
 
 fn last_segment_span(callee: &Expr) -> Option<Span> {

@@ -84,8 +84,16 @@ pub(crate) fn install(
     // in the pipe for the thread below, however late that thread starts.
     forced.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut counters = Vec::new();
+    // The terminating signal delivered last. The iterator reports what is pending in
+    // signal-number order, so SIGTERM then SIGINT read together came as SIGINT first;
+    // this puts the later one last (stored before the iterator's handler wakes the
+    // thread, as registered before it).
+    let latest = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (&n, name) in numbers.iter().zip(terminate) {
         signal_hook::flag::register_conditional_default(n, forced.clone())
+            .map_err(|e| format!("cannot handle {name}: {e}"))?;
+        let order = usize::try_from(n).unwrap_or(0);
+        signal_hook::flag::register_usize(n, latest.clone(), order)
             .map_err(|e| format!("cannot handle {name}: {e}"))?;
         counters.push((n, DeliveryCounter::register(n)));
     }
@@ -97,38 +105,47 @@ pub(crate) fn install(
         .name("sundown-signals".into())
         .spawn(move || {
             let mut nth = 0;
-            for n in signals.forever() {
-                if Some(n) == dump_number && !numbers.contains(&n) {
-                    deliver(SignalEvent::Dump);
-                    continue;
+            loop {
+                let mut read: Vec<i32> = signals.wait().collect();
+                if read.is_empty() && signals.is_closed() {
+                    break;
                 }
-                // The iterator reports a signal once however often it came while
-                // unread; the counter says how often (none: counted already).
-                let times = counters
-                    .iter_mut()
-                    .find(|(m, _)| *m == n)
-                    .map_or(1, |(_, c)| c.take());
-                for _ in 0..times {
-                    nth += 1;
-                    if nth == 2 {
-                        // Whatever the controller is stuck on, the process ends.
-                        super::exit::arm(
-                            std::time::Instant::now() + FORCED_EXIT_GRACE,
-                            128 + n,
-                            super::exit::Unless::Never,
-                        );
+                let last = latest.load(std::sync::atomic::Ordering::SeqCst);
+                // Stable: the others keep their order, the latest goes last.
+                read.sort_by_key(|&n| usize::try_from(n).ok() == Some(last));
+                for n in read {
+                    if Some(n) == dump_number && !numbers.contains(&n) {
+                        deliver(SignalEvent::Dump);
+                        continue;
                     }
-                    deliver(SignalEvent::Terminate {
-                        name: name_of(n, &names),
-                        number: n,
-                        nth,
-                    });
-                }
-                if nth >= 2 {
-                    // From now on the handler applies the default disposition: the next
-                    // signal kills. Every signal counted so far has passed that check
-                    // (it runs before the counter's send).
-                    forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // The iterator reports a signal once however often it came while
+                    // unread; the counter says how often (none: counted already).
+                    let times = counters
+                        .iter_mut()
+                        .find(|(m, _)| *m == n)
+                        .map_or(1, |(_, c)| c.take());
+                    for _ in 0..times {
+                        nth += 1;
+                        if nth == 2 {
+                            // Whatever the controller is stuck on, the process ends.
+                            super::exit::arm(
+                                std::time::Instant::now() + FORCED_EXIT_GRACE,
+                                128 + n,
+                                super::exit::Unless::Never,
+                            );
+                        }
+                        deliver(SignalEvent::Terminate {
+                            name: name_of(n, &names),
+                            number: n,
+                            nth,
+                        });
+                    }
+                    if nth >= 2 {
+                        // From now on the handler applies the default disposition: the next
+                        // signal kills. Every signal counted so far has passed that check
+                        // (it runs before the counter's send).
+                        forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
             }
         })

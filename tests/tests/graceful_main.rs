@@ -361,6 +361,7 @@ fn exit_signal_mode_as_pid_1_exits_128_plus_n() {
 /// delays the return of its `recvfrom(2)` by 200 ms), sends `first` then, 20 ms later,
 /// `second`, so both are delivered before the thread reads either, and returns the exit
 /// code and stderr.
+#[allow(clippy::expect_used)] // a test helper: a failed step fails the test
 fn two_signals_read_together(first: Signal, second: Signal, round: usize) -> (Option<i32>, String) {
     let mut child = std::process::Command::new("strace")
         .args(["-f", "-o", "/dev/null", "-e", "trace=recvfrom"])

@@ -81,6 +81,7 @@ async fn worker(id: u32) {
     loop {
         job += 1;
         tokio::select! {
+            biased;
             () = sundown::requested() => break,
             () = tokio::time::sleep(Duration::from_millis(700 + 100 * u64::from(id))) => {}
         }
@@ -101,6 +102,7 @@ async fn committer() {
         .await;
         println!("committer: batch {batch} committed");
         tokio::select! {
+            biased;
             () = sundown::requested() => {}
             () = tokio::time::sleep(Duration::from_millis(600)) => {}
         }

@@ -133,6 +133,7 @@ async fn worker(db: Db) -> anyhow::Result<()> {
         if !sundown::shield(run_one(&db)).await? {
             // Nothing pending: look again in 50 ms, unless shutdown comes first.
             tokio::select! {
+                biased;
                 () = sundown::requested() => {}
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }

@@ -77,17 +77,16 @@ pub(crate) fn erase_impl_trait(ty: &mut Type, with: &Type) -> bool {
             if let Some(qself) = &mut path.qself {
                 erased |= erase_impl_trait(&mut qself.ty, with);
             }
-            for segment in &mut path.path.segments {
-                if let PathArguments::AngleBracketed(arguments) = &mut segment.arguments {
-                    for argument in &mut arguments.args {
-                        if let GenericArgument::Type(inner) = argument {
-                            erased |= erase_impl_trait(inner, with);
-                        }
-                    }
-                }
-            }
-            erased
+            erase_in_path(&mut path.path, with) | erased
         }
+        // `dyn Iterator<Item = impl Display>`
+        Type::TraitObject(object) => object.bounds.iter_mut().fold(false, |erased, bound| {
+            let here = match bound {
+                syn::TypeParamBound::Trait(bound) => erase_in_path(&mut bound.path, with),
+                _ => false,
+            };
+            here | erased
+        }),
         Type::Tuple(tuple) => tuple.elems.iter_mut().fold(false, |erased, inner| {
             erase_impl_trait(inner, with) | erased
         }),
@@ -99,6 +98,26 @@ pub(crate) fn erase_impl_trait(ty: &mut Type, with: &Type) -> bool {
         Type::Group(group) => erase_impl_trait(&mut group.elem, with),
         _ => false,
     }
+}
+
+/// [`erase_impl_trait`] in a path's generic arguments, associated types included
+/// (`Iterator<Item = impl Display>`).
+fn erase_in_path(path: &mut syn::Path, with: &Type) -> bool {
+    let mut erased = false;
+    for segment in &mut path.segments {
+        if let PathArguments::AngleBracketed(arguments) = &mut segment.arguments {
+            for argument in &mut arguments.args {
+                match argument {
+                    GenericArgument::Type(inner) => erased |= erase_impl_trait(inner, with),
+                    GenericArgument::AssocType(assoc) => {
+                        erased |= erase_impl_trait(&mut assoc.ty, with);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    erased
 }
 
 /// The type `assert_cancellable` is given: the return type with each `impl Trait` of the
@@ -142,6 +161,12 @@ mod tests {
             "io :: Result < (_ , Vec < _ >) >"
         );
         assert_eq!(erased(parse_quote!(Result<u8, E>)), "Result < u8 , E >");
+        assert_eq!(
+            erased(parse_quote!(
+                Result<Box<dyn Iterator<Item = impl Display> + Send>, E>
+            )),
+            "Result < Box < dyn Iterator < Item = _ > + Send > , E >"
+        );
     }
 
     #[test]

@@ -21,11 +21,19 @@ async fn iterator(n: u32) -> anyhow::Result<impl Iterator<Item = u32>> {
     Ok(0..n)
 }
 
+// Inside a trait object's associated type.
+#[cancel_safe]
+async fn boxed(n: u32) -> Result<Box<dyn Iterator<Item = impl Display> + Send>, Cancelled> {
+    tokio::task::yield_now().await;
+    Ok(Box::new(0..n))
+}
+
 #[graceful_main]
 async fn main() -> anyhow::Result<()> {
     assert_eq!(shown().await?.to_string(), "7");
     let (a, b) = several().await?;
     assert_eq!(format!("{a} {}", b[0]), "1 two");
     assert_eq!(iterator(3).await?.sum::<u32>(), 3);
+    assert_eq!(boxed(2).await?.map(|x| x.to_string()).collect::<String>(), "01");
     Ok(())
 }

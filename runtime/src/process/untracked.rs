@@ -41,7 +41,8 @@ pub(super) fn report(count: usize) -> String {
     let mut text = format!(
         "sundown: {count} untracked task(s) were still pending at exit and were destroyed \
          (spawned outside sundown's tracking: use sundown::spawn, or spawn inside a \
-         #[graceful_main] or #[cancel_safe] body)"
+         #[graceful_main] or #[cancel_safe] body; a task another crate spawned, such as \
+         a server's connection, ends with that crate's own shutdown or timeouts)"
     );
     #[cfg(tokio_unstable)]
     let sites = {

@@ -31,7 +31,7 @@ async fn start() -> Result<(), Cancelled> {
                     )
                 };
                 let sum = {
-                    let __sundown_function = compute;
+                    let __sundown_function = ::sundown::__private::blocking_task(compute);
                     let __sundown_classify =
                         ::sundown::__classify!(::sundown::__private::probe_fn(&__sundown_function));
                     ::sundown::__private::spawn_blocking_tracked(

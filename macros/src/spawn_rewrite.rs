@@ -163,6 +163,17 @@ impl<'a> SpawnRewriter<'a> {
         arguments.set_span(end);
         let tracked_call = quote!(#callee #arguments);
         let ascription = ascribed.map(|ty| quote!(: #ty));
+        // A blocking closure goes through `blocking_task` first, spanned at the user's
+        // call: one that is not `Send` is reported at the closure, not the attribute.
+        let spawned = match kind {
+            SpawnKind::Blocking => {
+                let check = respan(quote!(#krate::__private::blocking_task), site);
+                let mut argument = Group::new(Delimiter::Parenthesis, spawned);
+                argument.set_span(end);
+                quote!(#check #argument)
+            }
+            SpawnKind::Future => spawned,
+        };
         quote! {
             let #local #ascription = #spawned;
             let __sundown_classify =

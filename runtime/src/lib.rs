@@ -403,6 +403,18 @@ pub mod __private {
         )
     }
 
+    /// The closure of a rewritten `tokio::task::spawn_blocking`, unchanged: applied to
+    /// the user's own expression, so that a closure which is not `Send` is reported
+    /// there rather than at the attribute.
+    #[inline]
+    pub fn blocking_task<F, R>(f: F) -> F
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        f
+    }
+
     /// A rewritten `tokio::task::spawn_blocking`.
     #[track_caller]
     pub fn spawn_blocking_tracked<F, R>(

@@ -70,6 +70,35 @@ async fn one_match() -> Result<u32, Cancelled> {
     }
 }
 
+async fn yes() -> bool {
+    true
+}
+
+// An await in every place parentheses could be "unnecessary" (denied here).
+#[cancel_safe]
+async fn everywhere() -> Result<u32, Cancelled> {
+    let mut n = 0;
+    if yes().await {
+        n += 1;
+    }
+    while !yes().await {}
+    match three().await {
+        3 => n += 1,
+        _ => {}
+    }
+    let v = vec![three().await];
+    n += v[0];
+    n += three().await;
+    for _ in 0..three().await {
+        n += 1;
+    }
+    if three().await > 0 { Ok(n + three().await) } else { Ok(0) }
+}
+
+#[rustfmt::skip]
+#[cancel_safe]
+async fn loops() -> Result<u32, Cancelled> { loop { if yes().await { break Ok(1); } } }
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let app = App {
@@ -83,4 +112,6 @@ async fn main() {
     );
     assert_eq!(one_expression().await.unwrap(), 3);
     assert_eq!(one_match().await.unwrap(), 3);
+    assert_eq!(everywhere().await.unwrap(), 14);
+    assert_eq!(loops().await.unwrap(), 1);
 }

@@ -11,7 +11,6 @@ async fn poll_feed(session: &Session) -> Result<(), Error> {
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
     let mut __sundown_watch = ::sundown::__private::Watcher::new(&__SUNDOWN_SITE, __sundown_token);
     let __sundown_exit = '__sundown_body: {
-        #[allow(unused_braces)]
         let __sundown_value: Result<(), Error> = {
             if let ::core::option::Option::Some(__sundown_cancel) = __sundown_watch.precheck() {
                 break '__sundown_body ::core::result::Result::Err(__sundown_cancel);

@@ -13,7 +13,6 @@ async fn wait(scope: &Shutdown) -> Result<(), Cancelled> {
         ::sundown::__private::TokenSource::token_ref(__sundown_token_source),
     );
     let __sundown_exit = '__sundown_body: {
-        #[allow(unused_braces)]
         let __sundown_value: Result<(), Cancelled> = {
             if let ::core::option::Option::Some(__sundown_cancel) =
                 ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)

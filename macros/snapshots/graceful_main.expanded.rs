@@ -12,7 +12,6 @@ fn main() {
     };
     let __sundown_main = |__sundown_scope: ::sundown::Shutdown| async move {
         let shutdown: Shutdown = __sundown_scope;
-        #[allow(unused_braces)]
         let __sundown_body = async move {
             #[allow(
                 unknown_lints,

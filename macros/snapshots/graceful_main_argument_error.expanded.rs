@@ -10,7 +10,6 @@ fn main() {
     };
     let __sundown_main = |__sundown_scope: ::sundown::Shutdown| async move {
         let _ = __sundown_scope;
-        #[allow(unused_braces)]
         let __sundown_body = async move {
             #[allow(
                 unknown_lints,

@@ -10,7 +10,6 @@ async fn start() -> Result<(), Cancelled> {
     );
     let __sundown_token = ::sundown::__private::TokenChoice::Ambient;
     let __sundown_exit = '__sundown_body: {
-        #[allow(unused_braces)]
         let __sundown_value: Result<(), Cancelled> = {
             if let ::core::option::Option::Some(__sundown_cancel) =
                 ::sundown::__private::precheck(&__SUNDOWN_SITE, &__sundown_token)

@@ -4,8 +4,8 @@
 use crate::args::{self, CancelArgs};
 use crate::await_sites;
 use crate::expand_common::{
-    cancellable_assertion_type, default_krate, duration_tokens, erase_impl_trait, fake_return_edge,
-    outer_and_inner, reported_at, return_type,
+    braces_as_generated, cancellable_assertion_type, default_krate, duration_tokens,
+    erase_impl_trait, fake_return_edge, outer_and_inner, reported_at, return_type,
 };
 use crate::facts::DEFAULT_CLEANUP_TIMEOUT_MS;
 use crate::signature;
@@ -198,9 +198,6 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
                 // The check is a statement of the block that holds the body: a body that is
                 // one diverging expression (`unimplemented!()`, `return Ok(..)`) is then
                 // not a sub-expression that diverges (clippy's `diverging_sub_expression`).
-                // The user's braces are the body's own: a one-line body is not
-                // "unnecessary braces" to them.
-                #[allow(unused_braces)]
                 let __sundown_value: #ret_once = {
                     if let ::core::option::Option::Some(__sundown_cancel) = #precheck {
                         break '__sundown_body ::core::result::Result::Err(__sundown_cancel);
@@ -228,6 +225,9 @@ fn expand_checked(function: ItemFn, config: CancelArgs) -> TokenStream {
 /// free of them), the whole body is one future raced against the token instead.
 /// Also says whether the body has a suspension point at all.
 fn body_tokens(block: &Block, krate: &syn::Path, fake_return: &TokenStream) -> (TokenStream, bool) {
+    let mut block = block.clone();
+    braces_as_generated(&mut block);
+    let block = &block;
     let mut inline = block.clone();
     let mut points = SuspensionPoints {
         krate,

@@ -7,7 +7,7 @@ use quote::{quote, quote_spanned};
 use syn::{Block, Signature};
 
 use crate::await_sites::AwaitSites;
-use crate::expand_common::{fake_return_edge, return_type};
+use crate::expand_common::{braces_as_generated, fake_return_edge, return_type};
 use crate::spawn_rewrite::{SpawnRewriter, respan};
 
 /// What an entry point generates around the user's body.
@@ -32,6 +32,7 @@ pub(crate) fn entry_body(
     let mut rewriter = SpawnRewriter::new(krate, name.to_owned());
     rewriter.visit_block(&mut block);
     rewriter.warn_hidden_spawns(&mut block);
+    braces_as_generated(&mut block);
 
     let (ret, ret_span) = return_type(sig);
     let fake_return = fake_return_edge(&ret, ret_span);
@@ -45,9 +46,6 @@ pub(crate) fn entry_body(
             #check
         },
         run: quote! {
-            // The user's braces are the body's own: a one-line body is not
-            // "unnecessary braces" to them.
-            #[allow(unused_braces)]
             let __sundown_body = async move {
                 #fake_return
                 #block

@@ -16,6 +16,16 @@ pub(crate) fn reported_at(user: Span) -> Span {
     Span::call_site().located_at(user)
 }
 
+/// Makes the body's own braces the macro's for lints, still reported at the user's
+/// braces. Put inside generated code, a one-line body's braces are the tail of a block,
+/// and `unused_braces` calls them unnecessary (with a fix that is not Rust); an
+/// `#[allow]` around the body instead would also hide the user's own unnecessary braces
+/// and breaks under `#![forbid(unused_braces)]`.
+pub(crate) fn braces_as_generated(block: &mut syn::Block) {
+    let span = block.brace_token.span.join();
+    block.brace_token = syn::token::Brace(reported_at(span));
+}
+
 /// The function's return type as tokens, `()` when none is written, and where to report
 /// errors about it.
 pub(crate) fn return_type(sig: &Signature) -> (TokenStream, Span) {

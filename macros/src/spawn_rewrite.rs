@@ -296,7 +296,7 @@ impl<'a> SpawnRewriter<'a> {
         // end of the user's statement, as in the user's call (a `let` would end them
         // at the expansion's end: `Plan::default().spawn(1).spawn(2)` borrows one).
         let (bind, receiver) = if is_place(receiver) {
-            (None, quote!(#receiver))
+            (Vec::new(), quote!(#receiver))
         } else if let Expr::Index(index) = &**receiver
             && is_place(&index.expr)
         {
@@ -304,22 +304,20 @@ impl<'a> SpawnRewriter<'a> {
             // once, and the place is read with it where it is used.
             let (base, at) = (&index.expr, &index.index);
             (
-                Some((quote!(__sundown_index), quote!(#at))),
+                vec![(quote!(__sundown_index), quote!(#at))],
                 quote!(#base[__sundown_index]),
             )
-        } else if let Some((root, projected)) =
-            projected_temporary(receiver, &quote!(__sundown_receiver))
-        {
-            // `state.lock().unwrap().tasks`, `app.ctx().rt`: a field (or element) of a
-            // temporary. The temporary is bound, and the field named on it: moving the
-            // field out of a guard or a reference would not compile.
-            (
-                Some((quote!(mut __sundown_receiver), quote!(#root))),
-                projected,
-            )
+        } else if let Some(projected) = projected_temporary(receiver) {
+            // `state.lock().unwrap().tasks`, `app.ctx().rt`, `app.handles()[i]`: a field
+            // (or element) of a temporary. The temporary is bound (then each computed
+            // index, once, in order), and the field named on it: moving the field out of
+            // a guard or a reference would not compile.
+            let mut bind = vec![(quote!(mut __sundown_receiver), projected.root)];
+            bind.extend(projected.indexes);
+            (bind, projected.place)
         } else {
             (
-                Some((quote!(mut __sundown_receiver), quote!(#receiver))),
+                vec![(quote!(mut __sundown_receiver), quote!(#receiver))],
                 quote!(__sundown_receiver),
             )
         };
@@ -335,11 +333,13 @@ impl<'a> SpawnRewriter<'a> {
                 move || #krate::__classify!(#krate::__probe_argument!(#probe_local)),
             )
         };
-        let (patterns, values) = match bind {
-            Some((pattern, value)) => (quote!((#pattern, #future)), quote!((#value, #argument))),
-            // A tuple: a struct literal cannot be a bare scrutinee.
-            None => (quote!((#future,)), quote!((#argument,))),
-        };
+        // A tuple even with nothing bound but the argument: a struct literal cannot be a
+        // bare scrutinee.
+        let (patterns, values): (Vec<_>, Vec<_>) = bind.into_iter().unzip();
+        let (patterns, values) = (
+            quote!((#(#patterns,)* #future,)),
+            quote!((#(#values,)* #argument,)),
+        );
         quote! {
             match #values {
                 #[allow(unused_mut)]
@@ -993,36 +993,63 @@ fn is_place(expr: &Expr) -> bool {
     }
 }
 
-/// `expr` as places (fields, elements at a literal or a path, dereferences) of a
-/// temporary it makes first (`state.lock().unwrap().tasks`): that temporary, and `expr`
-/// with `with` in its place. `None` when `expr` is no such projection (the temporary is
-/// the whole receiver, or an index is computed and would be computed twice).
-fn projected_temporary<'a>(expr: &'a Expr, with: &TokenStream) -> Option<(&'a Expr, TokenStream)> {
-    fn inner<'a>(expr: &'a Expr, with: &TokenStream) -> Option<(&'a Expr, TokenStream)> {
-        let base = |e: &'a Expr| inner(e, with).or_else(|| Some((e, with.clone())));
+/// A receiver that is a place inside a temporary (see [`projected_temporary`]).
+struct Projected {
+    /// The temporary, made first.
+    root: TokenStream,
+    /// Each computed index, as a local and its expression, in the order they are made.
+    indexes: Vec<(TokenStream, TokenStream)>,
+    /// The receiver, with locals for the temporary and the computed indexes.
+    place: TokenStream,
+}
+
+/// `expr` as places (fields, elements, dereferences) of a temporary it makes first
+/// (`state.lock().unwrap().tasks`, `app.handles()[i]`). `None` when `expr` is no such
+/// projection: the temporary is the whole receiver, or its root is a place.
+fn projected_temporary(expr: &Expr) -> Option<Projected> {
+    fn inner(
+        expr: &Expr,
+        indexes: &mut Vec<(TokenStream, TokenStream)>,
+    ) -> Option<(Expr, TokenStream)> {
+        let base = |e: &Expr, indexes: &mut Vec<(TokenStream, TokenStream)>| {
+            inner(e, indexes).or_else(|| Some((e.clone(), quote!(__sundown_receiver))))
+        };
         match expr {
             Expr::Field(field) => {
-                let (root, base) = base(&field.base)?;
+                let (root, base) = base(&field.base, indexes)?;
                 let member = &field.member;
                 Some((root, quote!(#base.#member)))
             }
-            Expr::Index(index) if matches!(&*index.index, Expr::Lit(_) | Expr::Path(_)) => {
-                let (root, base) = base(&index.expr)?;
+            Expr::Index(index) => {
+                let (root, base) = base(&index.expr, indexes)?;
                 let at = &index.index;
-                Some((root, quote!(#base[#at])))
+                if matches!(&**at, Expr::Lit(_)) {
+                    return Some((root, quote!(#base[#at])));
+                }
+                // Computed (a variable too, which might be moved by a later index):
+                // once, into a local, after the temporary and the indexes before it.
+                let local = quote::format_ident!("__sundown_index{}", indexes.len());
+                indexes.push((quote!(#local), quote!(#at)));
+                Some((root, quote!(#base[#local])))
             }
             Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
-                let (root, base) = base(&unary.expr)?;
+                let (root, base) = base(&unary.expr, indexes)?;
                 Some((root, quote!((*#base))))
             }
-            Expr::Paren(paren) => inner(&paren.expr, with),
-            Expr::Group(group) => inner(&group.expr, with),
+            Expr::Paren(paren) => inner(&paren.expr, indexes),
+            Expr::Group(group) => inner(&group.expr, indexes),
             _ => None,
         }
     }
-    let (root, projected) = inner(expr, with)?;
-    // A root that is itself a place is not a temporary (and then `expr` was a place).
-    (!is_place(root)).then_some((root, projected))
+    let mut indexes = Vec::new();
+    let (root, place) = inner(expr, &mut indexes)?;
+    // A root that is itself a place is not a temporary (`expr` is then a place, or a
+    // place with a computed index, handled apart).
+    (!is_place(&root)).then(|| Projected {
+        root: quote!(#root),
+        indexes,
+        place,
+    })
 }
 
 fn last_segment_span(callee: &Expr) -> Option<Span> {

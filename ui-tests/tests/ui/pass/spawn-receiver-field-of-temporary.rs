@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 struct State {
     tasks: JoinSet<u32>,
+    sets: Vec<JoinSet<u32>>,
 }
 
 struct Ctx {
@@ -51,6 +52,7 @@ async fn main() {
     let app = App {
         state: Mutex::new(State {
             tasks: JoinSet::new(),
+            sets: vec![JoinSet::new()],
         }),
         ctx: Ctx {
             rt: Handle::current(),
@@ -63,11 +65,24 @@ async fn main() {
     let a = app.ctx().rt.spawn(work());
     let b = app.handles()[0].spawn(work());
     let c = (*app.boxed()).rt.spawn(work());
-    // The three handles are tokio's: tracked.
-    assert_eq!(shutdown.stats().running, before + 3);
+    // A computed index, made once, after the temporary and before the argument.
+    let order = Mutex::new(Vec::new());
+    let note = |what: &'static str, n: usize| {
+        order.lock().unwrap().push(what);
+        n
+    };
+    let d = app.handles()[note("index", 0)].spawn(async {
+        std::future::pending::<()>().await;
+    });
+    let zero = 0;
+    app.state.lock().unwrap().sets[zero].spawn(seven());
+    assert_eq!(*order.lock().unwrap(), ["index"]);
+    // The four handles are tokio's: tracked.
+    assert_eq!(shutdown.stats().running, before + 4);
     for h in [a, b, c] {
         h.abort();
     }
+    d.abort();
     let joined = app.state.lock().unwrap().tasks.try_join_next();
     let _ = joined;
 }

@@ -356,7 +356,10 @@ impl<'a> SpawnRewriter<'a> {
     /// `tokio::spawn` (in full) passed as a value, as in `.map(tokio::spawn)`: a closure
     /// that makes the tracked spawn.
     fn tracked_function(&self, kind: SpawnKind, ascribed: Option<&Type>, site: Span) -> Expr {
-        let local = quote!(__sundown_argument);
+        // The parameter and its uses carry the user's path's span, so a closure that is
+        // not `Send` is reported there, not at the attribute (both have it, so they have
+        // the same hygiene even when the path comes from a `macro_rules!`).
+        let local = respan(quote!(__sundown_argument), site);
         let name = format!("{}::{{task}}", self.enclosing);
         let body = self.tracked(
             kind,

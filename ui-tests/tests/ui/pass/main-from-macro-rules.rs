@@ -26,6 +26,28 @@ cancel_safe_fn!(spawns(n: u32) {
     Ok(sum)
 });
 
+// Spawns passed as values written inside the macro's own definition: their tokens carry
+// the macro's hygiene, not the caller's.
+macro_rules! as_values_fn {
+    ($name:ident) => {
+        #[cancel_safe]
+        async fn $name(n: u32) -> Result<u32, Cancelled> {
+            let futures: Vec<_> = vec![async move { n }].into_iter().map(tokio::spawn).collect();
+            let blocking: Vec<_> = vec![move || n]
+                .into_iter()
+                .map(tokio::task::spawn_blocking)
+                .collect();
+            let mut sum = 0;
+            for handle in futures.into_iter().chain(blocking) {
+                sum += handle.await.unwrap_or(0);
+            }
+            Ok(sum)
+        }
+    };
+}
+
+as_values_fn!(as_values);
+
 macro_rules! program {
     ($name:ident, $body:block) => {
         #[graceful_main]
@@ -35,6 +57,7 @@ macro_rules! program {
 
 program!(main, {
     assert_eq!(spawns(1).await?, 5);
+    assert_eq!(as_values(2).await?, 4);
     let handle = tokio::spawn(async { 2 });
     assert_eq!(handle.await.ok(), Some(2));
     Ok(())

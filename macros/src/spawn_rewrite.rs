@@ -297,22 +297,16 @@ impl<'a> SpawnRewriter<'a> {
         // at the expansion's end: `Plan::default().spawn(1).spawn(2)` borrows one).
         let (bind, receiver) = if is_place(receiver) {
             (Vec::new(), quote!(#receiver))
-        } else if let Expr::Index(index) = &**receiver
-            && is_place(&index.expr)
-        {
-            // `sets[next()]`: a place whose index is computed. The index is computed
-            // once, and the place is read with it where it is used.
-            let (base, at) = (&index.expr, &index.index);
-            (
-                vec![(quote!(__sundown_index), quote!(#at))],
-                quote!(#base[__sundown_index]),
-            )
-        } else if let Some(projected) = projected_temporary(receiver) {
-            // `state.lock().unwrap().tasks`, `app.ctx().rt`, `app.handles()[i]`: a field
-            // (or element) of a temporary. The temporary is bound (then each computed
-            // index, once, in order), and the field named on it: moving the field out of
-            // a guard or a reference would not compile.
-            let mut bind = vec![(quote!(mut __sundown_receiver), projected.root)];
+        } else if let Some(projected) = projected(receiver) {
+            // A field or element (`sets[next()]`, `state.lock().unwrap().tasks`,
+            // `app.handles()[i]`) of a place or of a temporary: a temporary is bound,
+            // then each computed index, once, in order, and the field named on them
+            // (moving it out of a guard or a reference would not compile).
+            let mut bind: Vec<_> = projected
+                .temporary
+                .map(|root| (quote!(mut __sundown_receiver), root))
+                .into_iter()
+                .collect();
             bind.extend(projected.indexes);
             (bind, projected.place)
         } else {
@@ -996,26 +990,34 @@ fn is_place(expr: &Expr) -> bool {
     }
 }
 
-/// A receiver that is a place inside a temporary (see [`projected_temporary`]).
+/// A receiver that is a field or element of something (see [`projected`]).
 struct Projected {
-    /// The temporary, made first.
-    root: TokenStream,
+    /// The temporary the chain starts from, made first; `None` when it starts from a
+    /// place, which is named again.
+    temporary: Option<TokenStream>,
     /// Each computed index, as a local and its expression, in the order they are made.
     indexes: Vec<(TokenStream, TokenStream)>,
     /// The receiver, with locals for the temporary and the computed indexes.
     place: TokenStream,
 }
 
-/// `expr` as places (fields, elements, dereferences) of a temporary it makes first
-/// (`state.lock().unwrap().tasks`, `app.handles()[i]`). `None` when `expr` is no such
-/// projection: the temporary is the whole receiver, or its root is a place.
-fn projected_temporary(expr: &Expr) -> Option<Projected> {
-    fn inner(
-        expr: &Expr,
-        indexes: &mut Vec<(TokenStream, TokenStream)>,
-    ) -> Option<(Expr, TokenStream)> {
-        let base = |e: &Expr, indexes: &mut Vec<(TokenStream, TokenStream)>| {
-            inner(e, indexes).or_else(|| Some((e.clone(), quote!(__sundown_receiver))))
+/// `expr` as fields, elements and dereferences of a root (`sets[next()]`,
+/// `state.lock().unwrap().tasks`, `app.handles()[i]`). `None` when `expr` is none of
+/// these, or no index is computed and its root is a place (it is a place then).
+fn projected(expr: &Expr) -> Option<Projected> {
+    type Indexes = Vec<(TokenStream, TokenStream)>;
+    /// The chain's root and `expr` as tokens, the root named by `__sundown_receiver`
+    /// when it is a temporary.
+    fn inner(expr: &Expr, indexes: &mut Indexes) -> Option<(Expr, TokenStream)> {
+        let base = |e: &Expr, indexes: &mut Indexes| {
+            inner(e, indexes).or_else(|| {
+                let named = if is_place(e) {
+                    quote!(#e)
+                } else {
+                    quote!(__sundown_receiver)
+                };
+                Some((e.clone(), named))
+            })
         };
         match expr {
             Expr::Field(field) => {
@@ -1046,10 +1048,9 @@ fn projected_temporary(expr: &Expr) -> Option<Projected> {
     }
     let mut indexes = Vec::new();
     let (root, place) = inner(expr, &mut indexes)?;
-    // A root that is itself a place is not a temporary (`expr` is then a place, or a
-    // place with a computed index, handled apart).
-    (!is_place(&root)).then(|| Projected {
-        root: quote!(#root),
+    let temporary = (!is_place(&root)).then(|| quote!(#root));
+    (temporary.is_some() || !indexes.is_empty()).then_some(Projected {
+        temporary,
         indexes,
         place,
     })

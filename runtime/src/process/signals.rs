@@ -105,6 +105,41 @@ pub(crate) fn install(
         .name("sundown-signals".into())
         .spawn(move || {
             let mut nth = 0;
+            // One signal of a batch read together.
+            let mut handle = |n: i32| {
+                if Some(n) == dump_number && !numbers.contains(&n) {
+                    deliver(SignalEvent::Dump);
+                    return;
+                }
+                // The iterator reports a signal once however often it came while
+                // unread; the counter says how often (none: counted already).
+                let times = counters
+                    .iter_mut()
+                    .find(|(m, _)| *m == n)
+                    .map_or(1, |(_, c)| c.take());
+                for _ in 0..times {
+                    nth += 1;
+                    if nth == 2 {
+                        // Whatever the controller is stuck on, the process ends.
+                        super::exit::arm(
+                            std::time::Instant::now() + FORCED_EXIT_GRACE,
+                            128 + n,
+                            super::exit::Unless::Never,
+                        );
+                    }
+                    deliver(SignalEvent::Terminate {
+                        name: name_of(n, &names),
+                        number: n,
+                        nth,
+                    });
+                }
+                if nth >= 2 {
+                    // From now on the handler applies the default disposition: the
+                    // next signal kills. Every signal counted so far has passed that
+                    // check (it runs before the counter's send).
+                    forced.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            };
             loop {
                 let mut read: Vec<i32> = signals.wait().collect();
                 if read.is_empty() && signals.is_closed() {
@@ -113,40 +148,7 @@ pub(crate) fn install(
                 let last = latest.load(std::sync::atomic::Ordering::SeqCst);
                 // Stable: the others keep their order, the latest goes last.
                 read.sort_by_key(|&n| usize::try_from(n).ok() == Some(last));
-                for n in read {
-                    if Some(n) == dump_number && !numbers.contains(&n) {
-                        deliver(SignalEvent::Dump);
-                        continue;
-                    }
-                    // The iterator reports a signal once however often it came while
-                    // unread; the counter says how often (none: counted already).
-                    let times = counters
-                        .iter_mut()
-                        .find(|(m, _)| *m == n)
-                        .map_or(1, |(_, c)| c.take());
-                    for _ in 0..times {
-                        nth += 1;
-                        if nth == 2 {
-                            // Whatever the controller is stuck on, the process ends.
-                            super::exit::arm(
-                                std::time::Instant::now() + FORCED_EXIT_GRACE,
-                                128 + n,
-                                super::exit::Unless::Never,
-                            );
-                        }
-                        deliver(SignalEvent::Terminate {
-                            name: name_of(n, &names),
-                            number: n,
-                            nth,
-                        });
-                    }
-                    if nth >= 2 {
-                        // From now on the handler applies the default disposition: the next
-                        // signal kills. Every signal counted so far has passed that check
-                        // (it runs before the counter's send).
-                        forced.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
+                read.into_iter().for_each(&mut handle);
             }
         })
         .map(|_| ())

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rustix::process::Signal;
-use sundown_tests::{Program, Start, line_of};
+use sundown_tests::{Ended, Program, Start, line_of};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_fixture");
 const FIXTURE_SOURCE: &str = include_str!("../src/bin/fixture.rs");
@@ -359,61 +359,44 @@ fn exit_signal_mode_as_pid_1_exits_128_plus_n() {
 
 /// Runs the fixture's `patient` mode with its signal thread made slow to read (strace
 /// delays the return of its `recvfrom(2)` by 200 ms), sends `first` then, 20 ms later,
-/// `second`, so both are delivered before the thread reads either, and returns the exit
-/// code and stderr.
-#[allow(clippy::expect_used)] // a test helper: a failed step fails the test
-fn two_signals_read_together(first: Signal, second: Signal, round: usize) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "-e", "trace=recvfrom"])
-        .args([
-            "-e",
-            "inject=recvfrom:delay_exit=200000",
-            FIXTURE,
-            "patient",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("strace is needed for this test; .ci/run installs it");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).expect("ready");
-    assert_eq!(line.trim(), "ready");
-    let text = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
-        .expect("the traced program");
-    let pid: i32 = text
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("pid");
-    let pid = rustix::process::Pid::from_raw(pid).expect("a pid");
-    let _ = rustix::process::kill_process(pid, first);
+/// `second`, so both are delivered before the thread reads either, and returns how it
+/// ended.
+fn two_signals_read_together(first: &str, second: &str) -> Ended {
+    let mut p = Program::start(
+        FIXTURE,
+        "patient",
+        Start {
+            under: vec![
+                "strace",
+                "-f",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=recvfrom",
+                "-e",
+                "inject=recvfrom:delay_exit=200000",
+            ],
+            ..Start::default()
+        },
+    );
+    let pid = p.child_pid();
+    p.signal_pid(pid, first);
     std::thread::sleep(Duration::from_millis(20));
-    let _ = rustix::process::kill_process(pid, second);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("round {round}: the second signal did not force the exit");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-    }
-    (status.code(), stderr)
+    p.signal_pid(pid, second);
+    p.wait(Duration::from_secs(5))
 }
 
 /// Counted by a pending flag, two SIGTERMs read together would be one.
 #[test]
 fn two_sigterms_delivered_before_the_signal_thread_reads_force_the_exit() {
     for round in 0..3 {
-        let (code, stderr) = two_signals_read_together(Signal::TERM, Signal::TERM, round);
-        assert_eq!(code, Some(128 + SIGTERM), "round {round}: {stderr}");
+        let end = two_signals_read_together("TERM", "TERM");
+        assert_eq!(
+            end.code(),
+            Some(128 + SIGTERM),
+            "round {round}: {}",
+            end.stderr
+        );
     }
 }
 
@@ -422,19 +405,23 @@ fn two_sigterms_delivered_before_the_signal_thread_reads_force_the_exit() {
 #[test]
 fn two_signals_read_together_are_announced_in_the_order_they_came() {
     for round in 0..3 {
-        let (code, stderr) = two_signals_read_together(Signal::TERM, Signal::INT, round);
-        assert_eq!(code, Some(128 + SIGINT), "round {round}: {stderr}");
-        let first = stderr
+        let end = two_signals_read_together("TERM", "INT");
+        assert_eq!(
+            end.code(),
+            Some(128 + SIGINT),
+            "round {round}: {}",
+            end.stderr
+        );
+        let first = end
+            .stderr
             .lines()
             .find(|l| l.contains("received"))
             .unwrap_or_default();
         assert!(
             first.contains("SIGTERM received"),
-            "round {round}: {stderr}"
+            "round {round}: {}",
+            end.stderr
         );
-        assert!(
-            stderr.contains("second SIGINT: forcing exit now (exit code 130)"),
-            "round {round}: {stderr}"
-        );
+        end.assert_mentions("second SIGINT: forcing exit now (exit code 130)");
     }
 }
